@@ -1,0 +1,1 @@
+"""Roles, permissions and the grants that give roles to principals."""

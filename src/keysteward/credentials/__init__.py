@@ -1,0 +1,1 @@
+"""The credential inventory: every API key, token and webhook URL, without values."""

@@ -1,0 +1,169 @@
+"""Engine, sessions and schema migrations for the store.
+
+The same code and the same Alembic migrations serve SQLite (the embedded
+default) and PostgreSQL; nothing here branches on the backend except the
+connection setup each backend needs.
+"""
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from importlib import resources
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import JSON, DateTime, Engine, MetaData, create_engine, event, text
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from keysteward.config import Settings, redact_url
+from keysteward.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# An arbitrary constant that names keysteward's migration lock on PostgreSQL.
+MIGRATION_LOCK_ID = 0x6B657973
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {
+        datetime: DateTime(timezone=True),
+        dict[str, Any]: JSON,
+        list[str]: JSON,
+    }
+
+
+@dataclass
+class Store:
+    """An open store: the engine and the session factory bound to it."""
+
+    settings: Settings
+    engine: Engine
+    session_factory: sessionmaker[Session]
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """Yield a session in one transaction, committed on success."""
+        with self.session_factory.begin() as session:
+            yield session
+
+    @property
+    def url(self) -> str:
+        return redact_url(self.settings.resolved_database_url)
+
+
+def create_store_engine(url: str) -> Engine:
+    """Create an engine with the connection settings each backend needs."""
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _configure_sqlite)
+        event.listen(engine, "begin", _begin_sqlite)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    # Let SQLAlchemy issue BEGIN itself, so transactions cover reads too and
+    # "BEGIN IMMEDIATE" is not needed to stop lost updates.
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def _begin_sqlite(connection: Any) -> None:
+    connection.exec_driver_sql("BEGIN")
+
+
+def open_store(settings: Settings, migrate: bool = True) -> Store:
+    """Open the store named by ``settings``, creating and migrating it if needed.
+
+    Raises ConfigError naming KEYSTEWARD_DATABASE_URL when the database cannot
+    be reached.
+    """
+    url = settings.resolved_database_url
+    if not settings.database_url:
+        settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
+    engine = create_store_engine(url)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        engine.dispose()
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        raise ConfigError(
+            "cannot connect to the store at "
+            f"KEYSTEWARD_DATABASE_URL={redact_url(url)}: {reason}. "
+            "Check that the server is running and the URL is right."
+        ) from None
+    if migrate:
+        upgrade_schema(engine)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    return Store(settings=settings, engine=engine, session_factory=factory)
+
+
+def alembic_config(engine: Engine) -> Config:
+    config = Config()
+    config.set_main_option(
+        "script_location", str(resources.files("keysteward") / "migrations")
+    )
+    config.attributes["engine"] = engine
+    return config
+
+
+def upgrade_schema(engine: Engine) -> None:
+    """Apply every pending migration, once even when processes start together.
+
+    On PostgreSQL a session-level advisory lock serializes concurrent
+    upgrades; SQLite serializes writers by itself.
+    """
+    config = alembic_config(engine)
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as lock_connection:
+            lock_connection.execute(
+                text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID}
+            )
+            try:
+                _upgrade_if_needed(engine, config)
+            finally:
+                lock_connection.execute(
+                    text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID}
+                )
+                lock_connection.commit()
+    else:
+        _upgrade_if_needed(engine, config)
+
+
+def _upgrade_if_needed(engine: Engine, config: Config) -> None:
+    if schema_revisions(engine) == head_revisions(engine):
+        return
+    log.info("migrating store schema", extra={"heads": sorted(head_revisions(engine))})
+    command.upgrade(config, "heads")
+
+
+def schema_revisions(engine: Engine) -> set[str]:
+    """Return the migration revisions the database is at."""
+    with engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def head_revisions(engine: Engine) -> set[str]:
+    """Return the newest migration revisions this version of keysteward ships."""
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    return set(script.get_heads())

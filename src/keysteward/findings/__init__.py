@@ -1,0 +1,1 @@
+"""Audit runs and the findings they raise about credentials."""

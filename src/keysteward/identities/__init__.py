@@ -1,0 +1,1 @@
+"""People and service accounts: the principals that hold credentials."""
