@@ -1,0 +1,556 @@
+"""The decision engine: a compiled, immutable index of the policy.
+
+``compile_policy`` turns a ``Policy`` into a ``PolicyIndex`` keyed by
+``(principal, system, action)``. Each key maps to the literal resources
+granted (a dict) and the wildcard patterns (a short tuple), for grants and
+deny rules separately. Role includes, group membership and ``admin``
+implying read, write and delete are all expanded at build time, so a check
+is a few dictionary lookups, and repeated checks hit a memo of decisions.
+
+Rules:
+
+- deny by default: no matching grant means deny;
+- deny overrides: a matching deny rule wins over every grant, whichever
+  role or group either came from;
+- an invalid principal or permission is denied, with the parse error as the
+  reason, so callers that forward user input fail closed.
+
+A built index is never mutated apart from its decision memo, whose dict
+operations are atomic under the GIL, so one index can serve many threads.
+``Authorizer`` rebuilds the index when the store's policy version changes.
+
+Public entry point::
+
+    check(source, principal, permission_or_action, resource=None,
+          *, context=None, at=None) -> Decision
+
+where ``source`` is a ``Store`` or a ``PolicyIndex``.
+"""
+
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from keysteward.authz.errors import InvalidPermissionError, InvalidPrincipalError
+from keysteward.authz.permissions import (
+    AccessRequest,
+    PermissionPattern,
+    PrincipalKind,
+    covered_actions,
+    parse_pattern,
+    parse_principal,
+    parse_request,
+)
+from keysteward.authz.policy import EVERYONE, DenySpec, Policy
+from keysteward.clock import as_utc, utcnow
+
+if TYPE_CHECKING:
+    from keysteward.db import Store
+
+# The memo is cleared when it reaches this many decisions, so a stream of
+# distinct requests cannot grow it without bound.
+MEMO_LIMIT = 200_000
+
+
+@dataclass(frozen=True, slots=True)
+class GrantSource:
+    """Why a permission is granted: the assignment, role path and permission."""
+
+    principal: str
+    role: str
+    role_path: tuple[str, ...]
+    permission: str
+    via_group: str | None = None
+    expires_at: datetime | None = None
+
+    def describe(self) -> str:
+        holder = self.principal
+        if self.via_group:
+            holder = f"{self.principal} through {self.via_group}"
+        path = " > ".join(self.role_path)
+        text = f"{holder} holds role {path}, which grants {self.permission}"
+        if self.expires_at is not None:
+            text += f" (assignment expires {self.expires_at.isoformat()})"
+        return text
+
+
+@dataclass(frozen=True, slots=True)
+class DenySource:
+    """The deny rule that decided a request, and how it reached the principal."""
+
+    target: str
+    permission: str
+    role_path: tuple[str, ...] = ()
+    via_group: str | None = None
+    unless: tuple[tuple[str, frozenset[str]], ...] = ()
+    description: str | None = None
+
+    def describe(self) -> str:
+        text = f"deny rule on {self.target} for {self.permission}"
+        if self.role_path:
+            text += f" (reached through role {' > '.join(self.role_path)})"
+        if self.via_group:
+            text += f" (through {self.via_group})"
+        if self.unless:
+            names = ", ".join(name for name, _ in self.unless)
+            text += f"; context {names} missing or not approved"
+        if self.description:
+            text += f": {self.description}"
+        return text
+
+    def applies(self, context: Mapping[str, Any] | None) -> bool:
+        if not self.unless:
+            return True
+        if not context:
+            return True
+        return not all(context.get(name) in values for name, values in self.unless)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one check; true when allowed, with its explanation."""
+
+    allowed: bool
+    principal: str
+    permission: str
+    reason: str
+    grant: GrantSource | None = None
+    deny: DenySource | None = None
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    @property
+    def outcome(self) -> str:
+        return "allow" if self.allowed else "deny"
+
+    def to_dict(self) -> dict[str, Any]:
+        result: dict[str, Any] = {
+            "decision": self.outcome,
+            "principal": self.principal,
+            "permission": self.permission,
+            "reason": self.reason,
+        }
+        if self.grant is not None:
+            result["grant"] = {
+                "principal": self.grant.principal,
+                "via_group": self.grant.via_group,
+                "role": self.grant.role,
+                "role_path": list(self.grant.role_path),
+                "permission": self.grant.permission,
+                "expires_at": self.grant.expires_at,
+            }
+        if self.deny is not None:
+            result["deny"] = {
+                "target": self.deny.target,
+                "permission": self.deny.permission,
+                "role_path": list(self.deny.role_path),
+                "via_group": self.deny.via_group,
+                "unless": {name: sorted(values) for name, values in self.deny.unless},
+                "description": self.deny.description,
+            }
+        return result
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    pattern: PermissionPattern
+    source: GrantSource | DenySource
+    expires_at: datetime | None
+
+
+@dataclass
+class _RuleSet:
+    exact: dict[str, list[_Entry]] = field(default_factory=dict)
+    patterns: list[_Entry] = field(default_factory=list)
+
+    def add(self, entry: _Entry) -> None:
+        if entry.pattern.is_literal:
+            self.exact.setdefault(entry.pattern.resource, []).append(entry)
+        else:
+            self.patterns.append(entry)
+
+    def matching(
+        self, request: AccessRequest, *, for_deny: bool, now: datetime | None
+    ) -> Iterable[_Entry]:
+        for entry in self.exact.get(request.resource, ()):
+            if _unexpired(entry, now):
+                yield entry
+        for entry in self.patterns:
+            if _unexpired(entry, now) and entry.pattern.matches_resource(
+                request.segments, for_deny=for_deny
+            ):
+                yield entry
+
+
+def _unexpired(entry: _Entry, now: datetime | None) -> bool:
+    return entry.expires_at is None or now is None or now < entry.expires_at
+
+
+_Key = tuple[str, str, str]
+
+
+class PolicyIndex:
+    """A compiled policy; build it with ``compile_policy``."""
+
+    def __init__(
+        self,
+        allows: dict[_Key, _RuleSet],
+        denies: dict[_Key, _RuleSet],
+        principals: frozenset[str],
+        *,
+        version: int = 0,
+        built_at: datetime,
+        valid_until: datetime | None,
+    ) -> None:
+        self._allows = allows
+        self._denies = denies
+        self.principals = principals
+        self.version = version
+        self.built_at = built_at
+        # The earliest assignment expiry after the build: memoized decisions
+        # are reused only before it, so an expired role is never honoured.
+        self.valid_until = valid_until
+        self._memo_deadline = (
+            float("inf") if valid_until is None else valid_until.timestamp()
+        )
+        self._memo: dict[tuple[str, str], Decision] = {}
+
+    def check(
+        self,
+        principal: str,
+        permission: str,
+        resource: str | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        """Decide whether ``principal`` may do ``permission``.
+
+        Pass either a full ``system:resource:action`` permission, or an action
+        and a ``system:resource``. ``context`` contains request attributes for
+        deny rules with an ``unless`` condition. ``at`` evaluates assignment
+        expiry at that time instead of now.
+        """
+        if resource is not None:
+            permission = f"{resource}:{permission}"
+        memoizable = not context and at is None
+        if memoizable:
+            cached = self._memo.get((principal, permission))
+            if cached is not None and time.time() < self._memo_deadline:
+                return cached
+        now = as_utc(at) or utcnow()
+        decision = self._decide(principal, permission, context, now)
+        if memoizable and (self.valid_until is None or now < self.valid_until):
+            if len(self._memo) >= MEMO_LIMIT:
+                self._memo.clear()
+            self._memo[(principal, permission)] = decision
+        return decision
+
+    def _decide(
+        self,
+        principal: str,
+        permission: str,
+        context: Mapping[str, Any] | None,
+        now: datetime,
+    ) -> Decision:
+        try:
+            parse_principal(principal)
+            request = parse_request(permission)
+        except (InvalidPrincipalError, InvalidPermissionError) as exc:
+            return Decision(False, principal, permission, f"invalid request: {exc}")
+
+        for holder in (principal, EVERYONE):
+            rules = self._denies.get((holder, request.system, request.action))
+            if rules is None:
+                continue
+            for entry in rules.matching(request, for_deny=True, now=now):
+                deny = entry.source
+                assert isinstance(deny, DenySource)
+                if deny.applies(context):
+                    return Decision(
+                        False, principal, permission, deny.describe(), deny=deny
+                    )
+
+        rules = self._allows.get((principal, request.system, request.action))
+        if rules is not None:
+            for entry in rules.matching(request, for_deny=False, now=now):
+                grant = entry.source
+                assert isinstance(grant, GrantSource)
+                return Decision(
+                    True, principal, permission, grant.describe(), grant=grant
+                )
+
+        if principal not in self.principals:
+            reason = f"{principal} has no assignments (deny by default)"
+        else:
+            reason = f"no grant of {principal} covers {permission} (deny by default)"
+        return Decision(False, principal, permission, reason)
+
+
+def role_closure(policy: Policy, role: str) -> list[tuple[str, tuple[str, ...]]]:
+    """List ``role`` and every role it includes, each with its include path.
+
+    Breadth-first, so each role comes with its shortest path; a role already
+    visited is skipped, so a cycle ends the walk instead of recursing.
+    """
+    found: list[tuple[str, tuple[str, ...]]] = []
+    seen = {role}
+    queue: deque[tuple[str, tuple[str, ...]]] = deque([(role, (role,))])
+    while queue:
+        name, path = queue.popleft()
+        found.append((name, path))
+        spec = policy.roles.get(name)
+        if spec is None:
+            continue
+        for included in spec.includes:
+            if included not in seen:
+                seen.add(included)
+                queue.append((included, (*path, included)))
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Holding:
+    """A role that a principal holds, directly or through a group."""
+
+    principal: str
+    role: str
+    via_group: str | None
+    expires_at: datetime | None
+
+
+def _holdings(policy: Policy, now: datetime) -> dict[str, list[_Holding]]:
+    members_by_group: dict[str, list[str]] = {}
+    for group in policy.groups.values():
+        members_by_group[f"{PrincipalKind.GROUP}:{group.name}"] = list(group.members)
+
+    holdings: dict[str, list[_Holding]] = {}
+    for assignment in policy.assignments:
+        expires_at = as_utc(assignment.expires_at)
+        if expires_at is not None and expires_at <= now:
+            continue
+        holders: list[tuple[str, str | None]] = [(assignment.principal, None)]
+        holders += [
+            (member, assignment.principal)
+            for member in members_by_group.get(assignment.principal, ())
+        ]
+        for holder, via_group in holders:
+            holdings.setdefault(holder, []).append(
+                _Holding(assignment.principal, assignment.role, via_group, expires_at)
+            )
+    for group_principal, members in members_by_group.items():
+        for member in [group_principal, *members]:
+            holdings.setdefault(member, [])
+    return holdings
+
+
+def _add(
+    index: dict[_Key, _RuleSet], holder: str, pattern: PermissionPattern, entry: _Entry
+) -> None:
+    for action in covered_actions(pattern.action):
+        index.setdefault((holder, pattern.system, action), _RuleSet()).add(entry)
+
+
+def compile_policy(
+    policy: Policy, *, version: int = 0, now: datetime | None = None
+) -> PolicyIndex:
+    """Build the index for ``policy`` as of ``now``.
+
+    Assignments already expired at ``now`` are left out. Raises
+    InvalidPermissionError for a permission that does not parse; validate the
+    policy first (``policy.validate_policy``) for errors with file lines.
+    """
+    built_at = as_utc(now) or utcnow()
+    patterns: dict[str, PermissionPattern] = {}
+
+    def parsed(text: str) -> PermissionPattern:
+        if text not in patterns:
+            patterns[text] = parse_pattern(text)
+        return patterns[text]
+
+    allows: dict[_Key, _RuleSet] = {}
+    denies: dict[_Key, _RuleSet] = {}
+    closures: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    role_denies: dict[str, list[DenySpec]] = {}
+    for deny in policy.denies:
+        if deny.role is not None:
+            role_denies.setdefault(deny.role, []).append(deny)
+
+    holdings = _holdings(policy, built_at)
+    for principal, held in holdings.items():
+        for holding in held:
+            if holding.role not in closures:
+                closures[holding.role] = role_closure(policy, holding.role)
+            for role_name, path in closures[holding.role]:
+                spec = policy.roles.get(role_name)
+                for text in spec.permissions if spec else ():
+                    grant = GrantSource(
+                        principal=holding.principal,
+                        role=holding.role,
+                        role_path=path,
+                        permission=text,
+                        via_group=holding.via_group,
+                        expires_at=holding.expires_at,
+                    )
+                    entry = _Entry(parsed(text), grant, holding.expires_at)
+                    _add(allows, principal, entry.pattern, entry)
+                for deny in role_denies.get(role_name, ()):
+                    source = _deny_source(deny, path, holding.via_group)
+                    entry = _Entry(parsed(deny.permission), source, holding.expires_at)
+                    _add(denies, principal, entry.pattern, entry)
+
+    members_by_group = {
+        f"{PrincipalKind.GROUP}:{group.name}": group.members
+        for group in policy.groups.values()
+    }
+    for deny in policy.denies:
+        if deny.role is not None:
+            continue
+        target = deny.principal or EVERYONE
+        holders: list[tuple[str, str | None]] = [(target, None)]
+        holders += [(member, target) for member in members_by_group.get(target, ())]
+        for holder, via_group in holders:
+            source = _deny_source(deny, (), via_group)
+            entry = _Entry(parsed(deny.permission), source, None)
+            _add(denies, holder, entry.pattern, entry)
+
+    expiries = [
+        holding.expires_at
+        for held in holdings.values()
+        for holding in held
+        if holding.expires_at is not None
+    ]
+    return PolicyIndex(
+        allows,
+        denies,
+        frozenset(holdings),
+        version=version,
+        built_at=built_at,
+        valid_until=min(expiries) if expiries else None,
+    )
+
+
+def _deny_source(
+    deny: DenySpec, role_path: tuple[str, ...], via_group: str | None
+) -> DenySource:
+    return DenySource(
+        target=deny.target,
+        permission=deny.permission,
+        role_path=role_path,
+        via_group=via_group,
+        unless=tuple(
+            (name, frozenset(values)) for name, values in sorted(deny.unless.items())
+        ),
+        description=deny.description,
+    )
+
+
+class Authorizer:
+    """Keep a compiled index for one store, rebuilt when its policy changes.
+
+    The store's policy version is read at most once per ``refresh_seconds``,
+    so a change applied by another process is seen within that interval.
+    """
+
+    def __init__(self, store: "Store", refresh_seconds: float = 1.0) -> None:
+        self._store = store
+        self._refresh_seconds = refresh_seconds
+        self._lock = threading.Lock()
+        self._index: PolicyIndex | None = None
+        self._checked_at = 0.0
+
+    def index(self) -> PolicyIndex:
+        """Return the current index, rebuilding it if the store's version moved."""
+        current = self._index
+        if current is not None and (
+            time.monotonic() - self._checked_at < self._refresh_seconds
+        ):
+            return current
+        from keysteward.authz.services import read_policy_version
+
+        with self._lock:
+            with self._store.session() as session:
+                version = read_policy_version(session)
+            self._checked_at = time.monotonic()
+            if self._index is None or self._index.version != version:
+                self._index = build_index(self._store)
+            return self._index
+
+    def refresh(self) -> PolicyIndex:
+        """Rebuild the index now."""
+        with self._lock:
+            self._index = build_index(self._store)
+            self._checked_at = time.monotonic()
+            return self._index
+
+    def check(
+        self,
+        principal: str,
+        permission: str,
+        resource: str | None = None,
+        *,
+        context: Mapping[str, Any] | None = None,
+        at: datetime | None = None,
+    ) -> Decision:
+        return self.index().check(
+            principal, permission, resource, context=context, at=at
+        )
+
+
+def build_index(store: "Store") -> PolicyIndex:
+    """Compile the policy held in ``store``."""
+    from keysteward.authz.services import load_store_policy, read_policy_version
+
+    with store.session() as session:
+        version = read_policy_version(session)
+        policy = load_store_policy(session)
+    return compile_policy(policy, version=version)
+
+
+_authorizers: dict[int, Authorizer] = {}
+_authorizers_lock = threading.Lock()
+
+
+def authorizer_for(store: "Store") -> Authorizer:
+    """Return the shared Authorizer of ``store``, creating it on first use."""
+    key = id(store)
+    found = _authorizers.get(key)
+    if found is not None:
+        return found
+    with _authorizers_lock:
+        found = _authorizers.get(key)
+        if found is None:
+            found = Authorizer(store)
+            _authorizers[key] = found
+            weakref.finalize(store, _authorizers.pop, key, None)
+        return found
+
+
+def check(
+    source: "Store | PolicyIndex",
+    principal: str,
+    permission: str,
+    resource: str | None = None,
+    *,
+    context: Mapping[str, Any] | None = None,
+    at: datetime | None = None,
+) -> Decision:
+    """Decide whether ``principal`` may do ``permission`` under ``source``'s policy.
+
+    ``source`` is a ``PolicyIndex`` or a ``Store`` (whose index is cached and
+    rebuilt when the stored policy changes). ``permission`` is a full
+    ``system:resource:action``, or an action when ``resource`` is the
+    ``system:resource``. The result is a ``Decision``: true when allowed, with
+    ``reason`` and the grant or deny rule that decided it.
+    """
+    if isinstance(source, PolicyIndex):
+        index = source
+    else:
+        index = authorizer_for(source).index()
+    return index.check(principal, permission, resource, context=context, at=at)
