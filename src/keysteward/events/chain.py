@@ -1,0 +1,220 @@
+"""The hash chain over the event log: canonical form, digests and appends.
+
+Canonical form (format 1) of an event, the input of its SHA-256 digest: a
+JSON object with the keys ``format`` (the integer 1), ``sequence``,
+``previous_digest``, ``occurred_at``, ``actor``, ``action``, ``target_type``,
+``target_id``, ``outcome``, ``source_address``, ``request_id`` and
+``details``, serialized with sorted keys, no whitespace (separators ``,``
+and ``:``), non-ASCII characters escaped as ``\\uXXXX``, NaN and infinity
+rejected, and encoded as UTF-8. ``occurred_at`` is written in UTC with
+microseconds, as ``YYYY-MM-DDTHH:MM:SS.ffffffZ``. Absent optional fields are
+JSON ``null``. The row ``id`` is a storage key and is not covered, so the
+verifier checks instead that ids grow with the sequence.
+
+The first event's ``previous_digest`` is 64 zeros. Each digest is the
+lowercase hex SHA-256 of the canonical form.
+"""
+
+import hashlib
+import itertools
+import json
+from datetime import datetime
+from typing import Any, Protocol
+
+from sqlalchemy import Connection, event, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from keysteward.clock import as_utc, utcnow
+from keysteward.events.models import Event, EventChainHead
+
+CANONICAL_FORMAT = 1
+GENESIS_DIGEST = "0" * 64
+HEAD_ROW_ID = 1
+# Key of session.info where each flush leaves the newest sequence it
+# appended, read by the automatic checkpoints after the commit.
+APPENDED_SEQUENCE_KEY = "keysteward.events.appended_sequence"
+
+_creation_counter = itertools.count()
+
+
+def format_timestamp(value: datetime) -> str:
+    """Return ``value`` in the canonical form: UTC, microseconds, ``Z`` suffix."""
+    moment = as_utc(value)
+    assert moment is not None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical_json(value: Any) -> str:
+    """Serialize ``value`` the way the chain does: sorted, compact, ASCII.
+
+    Raises ValueError for NaN or infinity and TypeError for values JSON
+    cannot represent (sets, bytes, datetimes) or for non-string keys mixed
+    with string keys.
+    """
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+    )
+
+
+def canonical_fields(
+    *,
+    sequence: int,
+    previous_digest: str,
+    occurred_at: datetime,
+    actor: str,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    outcome: str,
+    source_address: str | None,
+    request_id: str | None,
+    details: dict[str, Any],
+) -> dict[str, Any]:
+    """Return the mapping that is serialized to compute an event's digest."""
+    return {
+        "format": CANONICAL_FORMAT,
+        "sequence": sequence,
+        "previous_digest": previous_digest,
+        "occurred_at": format_timestamp(occurred_at),
+        "actor": actor,
+        "action": action,
+        "target_type": target_type,
+        "target_id": target_id,
+        "outcome": outcome,
+        "source_address": source_address,
+        "request_id": request_id,
+        "details": details,
+    }
+
+
+def compute_digest(fields: dict[str, Any]) -> str:
+    """Return the hex SHA-256 of the canonical form of ``fields``."""
+    encoded = canonical_json(fields).encode("utf-8")
+    return hashlib.sha256(encoded).hexdigest()
+
+
+class ChainedFields(Protocol):
+    """The fields of an event that its digest covers: an Event or a table row."""
+
+    sequence: int
+    previous_digest: str
+    occurred_at: datetime
+    actor: str
+    action: str
+    target_type: str | None
+    target_id: str | None
+    outcome: str
+    source_address: str | None
+    request_id: str | None
+    details: dict[str, Any]
+
+
+def event_digest(recorded: ChainedFields) -> str:
+    """Recompute the digest of ``recorded`` from its stored fields."""
+    return compute_digest(
+        canonical_fields(
+            sequence=recorded.sequence,
+            previous_digest=recorded.previous_digest,
+            occurred_at=recorded.occurred_at,
+            actor=recorded.actor,
+            action=recorded.action,
+            target_type=recorded.target_type,
+            target_id=recorded.target_id,
+            outcome=recorded.outcome,
+            source_address=recorded.source_address,
+            request_id=recorded.request_id,
+            details=recorded.details,
+        )
+    )
+
+
+@event.listens_for(Event, "init")
+def _number_new_event(target: Event, _args: Any, _kwargs: Any) -> None:
+    # session.new is an unordered set, so the order in which Python created
+    # the events decides their order in the chain.
+    target.__dict__["_creation_order"] = next(_creation_counter)
+
+
+@event.listens_for(Session, "before_flush")
+def _link_new_events(session: Session, _context: Any, _instances: Any) -> None:
+    pending = [obj for obj in session.new if isinstance(obj, Event)]
+    if not pending:
+        return
+    pending.sort(key=lambda obj: obj.__dict__.get("_creation_order", 0))
+    connection = session.connection()
+    last_sequence, last_digest = lock_chain_head(connection)
+    for recorded in pending:
+        _fill_defaults(recorded)
+        last_sequence += 1
+        recorded.sequence = last_sequence
+        recorded.previous_digest = last_digest
+        recorded.digest = event_digest(recorded)
+        last_digest = recorded.digest
+    connection.execute(
+        update(EventChainHead)
+        .where(EventChainHead.id == HEAD_ROW_ID)
+        .values(last_sequence=last_sequence, last_digest=last_digest)
+    )
+    session.info[APPENDED_SEQUENCE_KEY] = last_sequence
+
+
+def _fill_defaults(recorded: Event) -> None:
+    # Column defaults apply only at INSERT time, after the digest is taken,
+    # so every hashed field gets its final value here.
+    recorded.occurred_at = as_utc(recorded.occurred_at) or utcnow()
+    if recorded.outcome is None:
+        recorded.outcome = "success"
+    if recorded.details is None:
+        recorded.details = {}
+
+
+def lock_chain_head(connection: Connection) -> tuple[int, str]:
+    """Lock the chain head for this transaction; return its sequence and digest.
+
+    On PostgreSQL ``SELECT ... FOR UPDATE`` makes concurrent appenders wait
+    for this transaction to end. SQLite has no row locks, so a no-op UPDATE
+    takes the database write lock before the head is read; once a writer
+    holds it, its reads see the newest committed head.
+    """
+    is_postgresql = connection.dialect.name == "postgresql"
+    if not is_postgresql:
+        connection.execute(
+            update(EventChainHead)
+            .where(EventChainHead.id == HEAD_ROW_ID)
+            .values(last_sequence=EventChainHead.last_sequence)
+        )
+    query = select(EventChainHead.last_sequence, EventChainHead.last_digest).where(
+        EventChainHead.id == HEAD_ROW_ID
+    )
+    if is_postgresql:
+        query = query.with_for_update()
+    row = connection.execute(query).first()
+    if row is None:
+        _create_chain_head(connection)
+        row = connection.execute(query).one()
+    return int(row.last_sequence), str(row.last_digest)
+
+
+def _create_chain_head(connection: Connection) -> None:
+    # The head row is created by the migration, so it is missing only after
+    # the tables were emptied by hand (TRUNCATE). Rebuild it from the newest
+    # event; a concurrent writer may do the same, hence ON CONFLICT.
+    newest = connection.execute(
+        select(Event.sequence, Event.digest).order_by(Event.sequence.desc()).limit(1)
+    ).first()
+    values = {
+        "id": HEAD_ROW_ID,
+        "last_sequence": newest.sequence if newest else 0,
+        "last_digest": newest.digest if newest else GENESIS_DIGEST,
+    }
+    dialect = connection.dialect.name
+    if dialect == "postgresql":
+        statement = postgresql_insert(EventChainHead).values(values)
+        connection.execute(statement.on_conflict_do_nothing())
+    elif dialect == "sqlite":
+        statement_sqlite = sqlite_insert(EventChainHead).values(values)
+        connection.execute(statement_sqlite.on_conflict_do_nothing())
+    else:
+        connection.execute(insert(EventChainHead).values(values))

@@ -1,0 +1,239 @@
+"""Signed checkpoints of the event chain, and the Ed25519 key that signs them.
+
+A checkpoint states "the chain had digest D at sequence N", signed with a key
+kept outside the database: ``checkpoint.key`` in KEYSTEWARD_HOME. Someone
+who can rewrite the database can rehash the whole chain, but cannot sign a
+checkpoint for the rewritten chain without that file. The public key is
+stored with each checkpoint and pinned in ``checkpoint.pub`` beside the
+private key, so checkpoints signed by a substituted key are detected too.
+"""
+
+import logging
+import os
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+    Ed25519PrivateKey,
+    Ed25519PublicKey,
+)
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from keysteward.clock import utcnow
+from keysteward.db import Store
+from keysteward.errors import ConfigError
+from keysteward.events.chain import APPENDED_SEQUENCE_KEY, format_timestamp
+from keysteward.events.models import Event, EventCheckpoint
+
+log = logging.getLogger(__name__)
+
+KEY_FILE_NAME = "checkpoint.key"
+PUBLIC_KEY_FILE_NAME = "checkpoint.pub"
+DEFAULT_CHECKPOINT_INTERVAL = 1000
+MESSAGE_PREFIX = b"keysteward event checkpoint v1\n"
+
+
+def checkpoint_message(sequence: int, digest: str, created_at_text: str) -> bytes:
+    """Return the bytes a checkpoint signature covers."""
+    body = f"{sequence}\n{digest}\n{created_at_text}"
+    return MESSAGE_PREFIX + body.encode("ascii")
+
+
+def public_key_hex(key: Ed25519PublicKey) -> str:
+    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw.hex()
+
+
+def load_signing_key(home: Path) -> Ed25519PrivateKey:
+    """Load ``HOME/checkpoint.key``, creating it (mode 0600) on first use.
+
+    Pins the public key in ``HOME/checkpoint.pub`` when that file is missing.
+    Raises ConfigError when the key file is readable by group or others, is
+    not an Ed25519 private key, or does not match the pinned public key.
+    """
+    key_path = home / KEY_FILE_NAME
+    if not key_path.exists():
+        _create_key_file(key_path)
+    _check_key_permissions(key_path)
+    try:
+        key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
+    except ValueError:
+        raise ConfigError(
+            f"invalid checkpoint signing key {key_path}: not a PEM private key; "
+            "restore it from backup"
+        ) from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ConfigError(
+            f"invalid checkpoint signing key {key_path}: expected an Ed25519 key"
+        )
+    pinned = load_pinned_public_key(home)
+    if pinned is None:
+        _pin_public_key(home / PUBLIC_KEY_FILE_NAME, key.public_key())
+    elif public_key_hex(pinned) != public_key_hex(key.public_key()):
+        raise ConfigError(
+            f"checkpoint signing key {key_path} does not match the pinned public "
+            f"key {home / PUBLIC_KEY_FILE_NAME}; restore the original key file "
+            "instead of replacing it"
+        )
+    return key
+
+
+def load_pinned_public_key(home: Path) -> Ed25519PublicKey | None:
+    """Return the key pinned in ``HOME/checkpoint.pub``, or None if it is missing."""
+    path = home / PUBLIC_KEY_FILE_NAME
+    if not path.exists():
+        return None
+    try:
+        key = serialization.load_pem_public_key(path.read_bytes())
+    except ValueError:
+        raise ConfigError(
+            f"invalid pinned checkpoint key {path}: not a PEM public key"
+        ) from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(f"invalid pinned checkpoint key {path}: expected Ed25519")
+    return key
+
+
+def _create_key_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    # O_EXCL: if another process created the key first, keep its key.
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    log.info("created checkpoint signing key", extra={"path": str(path)})
+
+
+def _check_key_permissions(path: Path) -> None:
+    mode = path.stat().st_mode
+    if not stat.S_ISREG(mode):
+        raise ConfigError(f"checkpoint signing key {path} is not a regular file")
+    if mode & 0o077:
+        raise ConfigError(
+            f"checkpoint signing key {path} is readable or writable by group or "
+            f"others (mode {stat.S_IMODE(mode):04o}); run: chmod 600 {path}"
+        )
+
+
+def _pin_public_key(path: Path, key: Ed25519PublicKey) -> None:
+    pem = key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+
+
+def create_checkpoint(session: Session, home: Path) -> EventCheckpoint | None:
+    """Sign and add a checkpoint at the newest event.
+
+    Returns the new checkpoint, the existing one when the newest event is
+    already checkpointed, or None when the log is empty.
+    """
+    key = load_signing_key(home)
+    newest = session.execute(
+        select(Event.sequence, Event.digest).order_by(Event.sequence.desc()).limit(1)
+    ).first()
+    if newest is None:
+        return None
+    existing = session.scalars(
+        select(EventCheckpoint)
+        .where(EventCheckpoint.sequence == newest.sequence)
+        .order_by(EventCheckpoint.id.desc())
+        .limit(1)
+    ).first()
+    if existing is not None and existing.digest == newest.digest:
+        return existing
+    created_at = utcnow()
+    message = checkpoint_message(
+        newest.sequence, newest.digest, format_timestamp(created_at)
+    )
+    checkpoint = EventCheckpoint(
+        sequence=newest.sequence,
+        digest=newest.digest,
+        created_at=created_at,
+        public_key=public_key_hex(key.public_key()),
+        signature=key.sign(message).hex(),
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint
+
+
+def checkpoint_signature_valid(checkpoint: EventCheckpoint) -> bool:
+    """Check the checkpoint's signature against the public key stored with it."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(checkpoint.public_key))
+        signature = bytes.fromhex(checkpoint.signature)
+    except ValueError:
+        return False
+    message = checkpoint_message(
+        checkpoint.sequence, checkpoint.digest, format_timestamp(checkpoint.created_at)
+    )
+    try:
+        key.verify(signature, message)
+    except InvalidSignature:
+        return False
+    return True
+
+
+def enable_automatic_checkpoints(
+    store: Store, every: int = DEFAULT_CHECKPOINT_INTERVAL
+) -> Callable[[], None]:
+    """Sign a checkpoint each time a commit passes a multiple of ``every`` events.
+
+    The checkpoint is written in its own transaction right after the commit
+    that crossed the boundary, with the key in the store's home folder. A
+    failure is logged and does not undo the events, which are already
+    committed. Returns a function that turns the behaviour off again.
+    """
+    if every < 1:
+        raise ConfigError(f"invalid checkpoint interval {every}: must be at least 1")
+    factory = store.session_factory
+
+    def after_commit(session: Session) -> None:
+        appended = session.info.pop(APPENDED_SEQUENCE_KEY, None)
+        if appended is None:
+            return
+        try:
+            _checkpoint_if_due(store, appended, every)
+        except Exception:
+            log.exception(
+                "automatic event checkpoint failed", extra={"sequence": appended}
+            )
+
+    def after_rollback(session: Session, _previous: object) -> None:
+        session.info.pop(APPENDED_SEQUENCE_KEY, None)
+
+    event.listen(factory, "after_commit", after_commit)
+    event.listen(factory, "after_soft_rollback", after_rollback)
+
+    def disable() -> None:
+        event.remove(factory, "after_commit", after_commit)
+        event.remove(factory, "after_soft_rollback", after_rollback)
+
+    return disable
+
+
+def _checkpoint_if_due(store: Store, appended: int, every: int) -> None:
+    with store.session() as session:
+        last_checkpointed = (
+            session.scalar(select(func.max(EventCheckpoint.sequence))) or 0
+        )
+        if appended // every > last_checkpointed // every:
+            create_checkpoint(session, store.settings.home)

@@ -1,0 +1,290 @@
+"""Verification of the event chain and its signed checkpoints."""
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from keysteward.events.chain import GENESIS_DIGEST, HEAD_ROW_ID, event_digest
+from keysteward.events.checkpoints import (
+    PUBLIC_KEY_FILE_NAME,
+    checkpoint_signature_valid,
+    load_pinned_public_key,
+    public_key_hex,
+)
+from keysteward.events.models import Event, EventChainHead, EventCheckpoint
+
+# Stop collecting after this many problems; the first one is what matters,
+# and a rewritten log would otherwise list every event after it.
+MAX_PROBLEMS = 100
+_FETCH_BATCH = 2000
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One inconsistency found in the log.
+
+    ``kind`` is one of ``changed``, ``missing``, ``inserted``, ``broken_link``,
+    ``reordered``, ``truncated``, ``head_mismatch`` and ``checkpoint``.
+    """
+
+    sequence: int | None
+    event_id: int | None
+    kind: str
+    message: str
+
+
+@dataclass
+class VerifyReport:
+    """The outcome of one verification run."""
+
+    events_checked: int = 0
+    checkpoints_checked: int = 0
+    last_sequence: int = 0
+    last_digest: str = GENESIS_DIGEST
+    problems: list[Problem] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def valid(self) -> bool:
+        return not self.problems
+
+    @property
+    def first_problem(self) -> Problem | None:
+        return self.problems[0] if self.problems else None
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["valid"] = self.valid
+        first = self.first_problem
+        data["first_problem"] = asdict(first) if first else None
+        return data
+
+
+class _Scan:
+    """State carried from one event to the next while walking the chain."""
+
+    def __init__(self, report: VerifyReport, checkpoint_sequences: set[int]) -> None:
+        self.report = report
+        self.expected_sequence = 1
+        self.previous_digest = GENESIS_DIGEST
+        self.previous_id: int | None = None
+        self.checkpoint_sequences = checkpoint_sequences
+        self.digests_at_checkpoints: dict[int, str] = {}
+
+    def add(self, problem: Problem) -> None:
+        if len(self.report.problems) < MAX_PROBLEMS:
+            self.report.problems.append(problem)
+
+    def check(self, row: Any) -> None:
+        self._check_sequence(row)
+        self._check_link(row)
+        self._check_digest(row)
+        self._check_id_order(row)
+        if row.sequence in self.checkpoint_sequences:
+            self.digests_at_checkpoints[row.sequence] = row.digest
+        # Resynchronize on the stored values, so one bad event is reported
+        # once and the events after it are still checked against each other.
+        self.expected_sequence = max(self.expected_sequence, row.sequence + 1)
+        self.previous_digest = row.digest
+        self.previous_id = row.id
+        self.report.events_checked += 1
+        self.report.last_sequence = row.sequence
+        self.report.last_digest = row.digest
+
+    def _check_sequence(self, row: Any) -> None:
+        expected = self.expected_sequence
+        if row.sequence > expected:
+            missing = (
+                f"sequence {expected}"
+                if row.sequence == expected + 1
+                else f"sequences {expected} to {row.sequence - 1}"
+            )
+            self.add(
+                Problem(
+                    expected,
+                    None,
+                    "missing",
+                    f"event at {missing} is missing: event id {row.id} at "
+                    f"sequence {row.sequence} follows sequence {expected - 1} "
+                    "(events were removed)",
+                )
+            )
+        elif row.sequence < expected:
+            self.add(
+                Problem(
+                    row.sequence,
+                    row.id,
+                    "inserted",
+                    f"event id {row.id} at sequence {row.sequence} is out of place: "
+                    f"the chain has already reached sequence {expected - 1} "
+                    "(an event was inserted)",
+                )
+            )
+
+    def _check_link(self, row: Any) -> None:
+        if row.sequence != self.expected_sequence:
+            return
+        if row.previous_digest == self.previous_digest:
+            return
+        self.add(
+            Problem(
+                row.sequence,
+                row.id,
+                "broken_link",
+                f"event {row.sequence} (id {row.id}) does not follow the event "
+                f"before it: its previous_digest is {row.previous_digest[:16]}..., "
+                f"expected {self.previous_digest[:16]}... (the event before it was "
+                "changed and rehashed, or events were inserted or reordered)",
+            )
+        )
+
+    def _check_digest(self, row: Any) -> None:
+        if event_digest(row) == row.digest:
+            return
+        self.add(
+            Problem(
+                row.sequence,
+                row.id,
+                "changed",
+                f"event {row.sequence} (id {row.id}) was changed: its stored fields "
+                "do not match its digest",
+            )
+        )
+
+    def _check_id_order(self, row: Any) -> None:
+        if self.previous_id is None or row.id > self.previous_id:
+            return
+        self.add(
+            Problem(
+                row.sequence,
+                row.id,
+                "reordered",
+                f"event {row.sequence} has id {row.id}, not above id "
+                f"{self.previous_id} of the event before it (rows were reordered)",
+            )
+        )
+
+
+def verify_chain(
+    session: Session,
+    home: Path | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> VerifyReport:
+    """Recompute the chain and check the chain head and every checkpoint.
+
+    ``home`` is the folder holding ``checkpoint.pub``; without it, or without
+    that file, checkpoints are checked only against the keys stored with
+    them. ``progress`` is called with the number of events checked so far.
+    """
+    report = VerifyReport()
+    checkpoints = list(
+        session.scalars(select(EventCheckpoint).order_by(EventCheckpoint.sequence))
+    )
+    scan = _Scan(report, {checkpoint.sequence for checkpoint in checkpoints})
+    columns = Event.__table__.columns
+    rows = session.execute(
+        select(*columns)
+        .order_by(Event.sequence, Event.id)
+        .execution_options(yield_per=_FETCH_BATCH)
+    )
+    for row in rows:
+        scan.check(row)
+        if progress is not None and report.events_checked % _FETCH_BATCH == 0:
+            progress(report.events_checked)
+    if progress is not None:
+        progress(report.events_checked)
+    _check_head(session, report, scan)
+    _check_checkpoints(checkpoints, home, report, scan)
+    report.problems.sort(key=_problem_order)
+    return report
+
+
+def count_events(session: Session) -> int:
+    return session.scalar(select(func.count()).select_from(Event)) or 0
+
+
+def _problem_order(problem: Problem) -> tuple[int, int]:
+    return (problem.sequence or 0, problem.event_id or 0)
+
+
+def _check_head(session: Session, report: VerifyReport, scan: _Scan) -> None:
+    head = session.get(EventChainHead, HEAD_ROW_ID)
+    if head is None:
+        report.warnings.append(
+            "the chain head row is missing, so removal of the newest events "
+            "can be detected only through checkpoints"
+        )
+        return
+    if head.last_sequence > report.last_sequence:
+        scan.add(
+            Problem(
+                report.last_sequence + 1,
+                None,
+                "truncated",
+                f"events {report.last_sequence + 1} to {head.last_sequence} are "
+                f"missing: the chain head records sequence {head.last_sequence} "
+                "(the newest events were removed)",
+            )
+        )
+    elif (head.last_sequence, head.last_digest) != (
+        report.last_sequence,
+        report.last_digest,
+    ):
+        scan.add(
+            Problem(
+                report.last_sequence,
+                None,
+                "head_mismatch",
+                f"the chain head records sequence {head.last_sequence} with digest "
+                f"{head.last_digest[:16]}..., but the newest event is sequence "
+                f"{report.last_sequence} with digest {report.last_digest[:16]}...",
+            )
+        )
+
+
+def _check_checkpoints(
+    checkpoints: list[EventCheckpoint],
+    home: Path | None,
+    report: VerifyReport,
+    scan: _Scan,
+) -> None:
+    pinned = load_pinned_public_key(home) if home is not None else None
+    if checkpoints and pinned is None:
+        location = home / PUBLIC_KEY_FILE_NAME if home else PUBLIC_KEY_FILE_NAME
+        report.warnings.append(
+            f"no pinned checkpoint key at {location}: checkpoint signatures were "
+            "checked only against the keys stored in the database"
+        )
+    pinned_hex = public_key_hex(pinned) if pinned is not None else None
+    for checkpoint in checkpoints:
+        report.checkpoints_checked += 1
+        for message in _checkpoint_errors(checkpoint, pinned_hex, scan):
+            scan.add(Problem(checkpoint.sequence, None, "checkpoint", message))
+
+
+def _checkpoint_errors(
+    checkpoint: EventCheckpoint, pinned_hex: str | None, scan: _Scan
+) -> list[str]:
+    label = f"checkpoint {checkpoint.id} at sequence {checkpoint.sequence}"
+    errors = []
+    if pinned_hex is not None and checkpoint.public_key != pinned_hex:
+        errors.append(
+            f"{label} was signed by key {checkpoint.public_key[:16]}..., not the "
+            "pinned checkpoint key (checkpoints were forged or the key replaced)"
+        )
+    if not checkpoint_signature_valid(checkpoint):
+        errors.append(f"{label} has an invalid signature (the row was changed)")
+    actual = scan.digests_at_checkpoints.get(checkpoint.sequence)
+    if actual is None:
+        errors.append(f"{label}: event {checkpoint.sequence} is missing")
+    elif actual != checkpoint.digest:
+        errors.append(
+            f"{label} records digest {checkpoint.digest[:16]}..., but event "
+            f"{checkpoint.sequence} has {actual[:16]}... (events up to "
+            f"{checkpoint.sequence} were changed and rehashed)"
+        )
+    return errors
