@@ -21,6 +21,8 @@ class FindingStatus(StrEnum):
     OPEN = "open"
     RESOLVED = "resolved"
     ACCEPTED = "accepted"
+    # Replaced by the same rule's finding in a later audit run.
+    SUPERSEDED = "superseded"
 
 
 class AuditRun(Base):
@@ -33,6 +35,10 @@ class AuditRun(Base):
     finished_at: Mapped[datetime | None]
     credentials_evaluated: Mapped[int] = mapped_column(default=0)
     findings_count: Mapped[int] = mapped_column(default=0)
+    # The date the rules judged ages against; None for runs made before it existed.
+    as_of: Mapped[datetime | None]
+    # Filters and thresholds the run used, for reading old runs.
+    parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class Finding(Base):
@@ -42,6 +48,7 @@ class Finding(Base):
     __table_args__ = (
         Index("ix_findings_credential_id", "credential_id"),
         Index("ix_findings_audit_run_id", "audit_run_id"),
+        Index("ix_findings_status", "status"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -59,5 +66,6 @@ class Finding(Base):
     recommendation: Mapped[str] = mapped_column(String(1000))
     status: Mapped[str] = mapped_column(String(20), default=FindingStatus.OPEN)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    resolved_at: Mapped[datetime | None]
 
     credential: Mapped[Credential | None] = relationship()

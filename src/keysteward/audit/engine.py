@@ -1,0 +1,297 @@
+"""Run the audit: evaluate every active credential and record the findings.
+
+A run loads the inventory in bulk, evaluates the rules in memory, inserts
+its findings in one statement and then closes the findings of earlier runs
+in the same scope: a finding whose problem is found again is superseded by
+the new one, and a finding whose problem is gone is resolved. A finding the
+user accepted stays accepted in the new run.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from keysteward.audit.config import AuditConfig
+from keysteward.audit.context import AuditContext, CredentialView
+from keysteward.audit.loader import Inventory, load_inventory
+from keysteward.audit.ranking import credential_factors, rank_key
+from keysteward.audit.results import AuditSummary, RankedFinding, count_by_severity
+from keysteward.audit.rules import RULES, Hit, at_least
+from keysteward.clock import utcnow
+from keysteward.credentials.models import Credential
+from keysteward.db import Store
+from keysteward.events.services import record_event
+from keysteward.findings.models import AuditRun, Finding, FindingStatus
+
+ProgressCallback = Callable[[int, int], None]
+# Call the progress callback once per this many credentials.
+PROGRESS_STEP = 1000
+CARRIED_STATUSES = (FindingStatus.OPEN, FindingStatus.ACCEPTED)
+
+
+@dataclass
+class AuditResult:
+    summary: AuditSummary
+    findings: list[RankedFinding]
+    superseded: int = 0
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+def run_audit(
+    store: Store,
+    *,
+    as_of: datetime,
+    config: AuditConfig,
+    system: str | None = None,
+    actor: str = "cli",
+    progress: ProgressCallback | None = None,
+) -> AuditResult:
+    """Evaluate the active credentials, store the run and return it ranked.
+
+    Everything happens in one transaction, so a failed run leaves the
+    findings of earlier runs as they were.
+    """
+    with store.session() as session:
+        run = AuditRun(started_at=utcnow(), as_of=as_of)
+        run.parameters = {"as_of": as_of.isoformat(), "system": system}
+        session.add(run)
+        session.flush()
+
+        inventory = load_inventory(session, system)
+        context = AuditContext(
+            as_of=as_of,
+            config=config,
+            fingerprint_holders=inventory.fingerprint_holders,
+        )
+        findings = evaluate(inventory.credentials, context, progress)
+        superseded, resolved = _store_findings(session, run, inventory, findings)
+
+        summary = _summarize(run.id, inventory, context, findings, resolved, system)
+        run.finished_at = utcnow()
+        run.credentials_evaluated = len(inventory.credentials)
+        run.findings_count = len(findings)
+        record_event(
+            session,
+            actor=actor,
+            action="audit.run",
+            target_type="audit_run",
+            target_id=run.id,
+            details={
+                "as_of": as_of.isoformat(),
+                "system": system,
+                "credentials_evaluated": run.credentials_evaluated,
+                "findings": summary.findings_by_severity,
+                "resolved": resolved,
+                "superseded": superseded,
+            },
+        )
+    return AuditResult(summary, findings, superseded, dict(run.parameters))
+
+
+def evaluate(
+    credentials: list[CredentialView],
+    context: AuditContext,
+    progress: ProgressCallback | None = None,
+) -> list[RankedFinding]:
+    """Run every enabled rule on every credential; return the ranked findings."""
+    findings: list[RankedFinding] = []
+    total = len(credentials)
+    for index, credential in enumerate(credentials, start=1):
+        hits = evaluate_credential(credential, context)
+        if hits:
+            findings.extend(_rank_hits(credential, context, hits))
+        if progress is not None and (index % PROGRESS_STEP == 0 or index == total):
+            progress(index, total)
+    findings.sort(key=lambda f: rank_key(f.severity, f.score, f.credential_id, f.rule))
+    for rank, finding in enumerate(findings, start=1):
+        finding.rank = rank
+    return findings
+
+
+def evaluate_credential(credential: CredentialView, context: AuditContext) -> list[Hit]:
+    """Return the hits of every rule enabled for the credential's system."""
+    thresholds = context.thresholds(credential)
+    hits: list[Hit] = []
+    for rule_id, check in RULES.items():
+        if rule_id in thresholds.disabled_rules:
+            continue
+        if not context.config.rule_enabled(rule_id):
+            continue
+        hit = check(credential, context, thresholds)
+        if hit is None:
+            continue
+        hit.severity = at_least(hit.severity, context.config.min_severity(rule_id))
+        hits.append(hit)
+    return hits
+
+
+def _rank_hits(
+    credential: CredentialView, context: AuditContext, hits: list[Hit]
+) -> list[RankedFinding]:
+    factors = credential_factors(credential, context, (hit.rule for hit in hits))
+    owner = credential.accountable_person
+    ranked = []
+    for hit in hits:
+        evidence = dict(hit.evidence)
+        evidence["ranking"] = {
+            "privilege": factors.privilege,
+            "exposure": factors.exposure,
+            "staleness": factors.staleness,
+        }
+        ranked.append(
+            RankedFinding(
+                rank=0,
+                finding_id=None,
+                severity=str(hit.severity),
+                score=factors.score(hit.severity),
+                rule=hit.rule,
+                title=hit.title,
+                recommendation=hit.recommendation,
+                evidence=evidence,
+                status=FindingStatus.OPEN,
+                credential_id=credential.id,
+                credential=credential.name,
+                system=credential.system_name,
+                owner=owner.email if owner else "",
+                privilege=credential.privilege,
+                source=credential.source,
+                source_id=credential.source_id,
+            )
+        )
+    return ranked
+
+
+def _store_findings(
+    session: Session,
+    run: AuditRun,
+    inventory: Inventory,
+    findings: list[RankedFinding],
+) -> tuple[int, int]:
+    """Insert the run's findings and close the earlier ones.
+
+    Returns the number of earlier findings superseded and resolved.
+    """
+    previous = _previous_findings(session, inventory)
+    for finding in findings:
+        earlier = previous.get((finding.credential_id, finding.rule), [])
+        if any(status == FindingStatus.ACCEPTED for _, status in earlier):
+            finding.status = FindingStatus.ACCEPTED
+
+    if findings:
+        rows = [
+            {
+                "audit_run_id": run.id,
+                "credential_id": finding.credential_id,
+                "rule": finding.rule,
+                "severity": finding.severity,
+                "score": finding.score,
+                "title": finding.title[:500],
+                "evidence": finding.evidence,
+                "recommendation": finding.recommendation[:1000],
+                "status": finding.status,
+            }
+            for finding in findings
+        ]
+        statement = insert(Finding).returning(Finding.id, sort_by_parameter_order=True)
+        ids = session.scalars(statement, rows).all()
+        for finding, finding_id in zip(findings, ids, strict=True):
+            finding.finding_id = finding_id
+
+    found_again = {(finding.credential_id, finding.rule) for finding in findings}
+    now = utcnow()
+    changes: list[dict[str, Any]] = []
+    superseded = 0
+    for key, earlier in previous.items():
+        for finding_id, _status in earlier:
+            if key in found_again:
+                changes.append({"id": finding_id, "status": FindingStatus.SUPERSEDED})
+                superseded += 1
+            else:
+                changes.append(
+                    {
+                        "id": finding_id,
+                        "status": FindingStatus.RESOLVED,
+                        "resolved_at": now,
+                    }
+                )
+    _apply_changes(session, changes)
+    return superseded, len(changes) - superseded
+
+
+def _apply_changes(session: Session, changes: list[dict[str, Any]]) -> None:
+    # The ORM's bulk UPDATE by primary key wants every row to set the same
+    # columns, so superseded and resolved rows go in separate batches.
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for change in changes:
+        by_columns[tuple(sorted(change))].append(change)
+    for batch in by_columns.values():
+        session.execute(update(Finding), batch)
+
+
+def _previous_findings(
+    session: Session, inventory: Inventory
+) -> dict[tuple[int, str], list[tuple[int, str]]]:
+    """Return the open and accepted findings in the run's scope, by (credential, rule).
+
+    The scope is the whole inventory, or one system's credentials, whatever
+    their status, so a retired credential's findings are resolved too.
+    """
+    query = select(
+        Finding.id, Finding.credential_id, Finding.rule, Finding.status
+    ).where(Finding.status.in_(CARRIED_STATUSES))
+    if inventory.scope_system is not None:
+        in_system = select(Credential.id).where(
+            Credential.system_id == inventory.scope_system.id
+        )
+        query = query.where(Finding.credential_id.in_(in_system))
+    previous: dict[tuple[int, str], list[tuple[int, str]]] = defaultdict(list)
+    for row in session.execute(query):
+        previous[(row.credential_id or 0, row.rule)].append((row.id, row.status))
+    return previous
+
+
+def _summarize(
+    run_id: int,
+    inventory: Inventory,
+    context: AuditContext,
+    findings: list[RankedFinding],
+    resolved: int,
+    system: str | None,
+) -> AuditSummary:
+    live_keys: Counter[str] = Counter()
+    departed_credentials = {
+        finding.credential_id
+        for finding in findings
+        if finding.rule == "owner_departed"
+    }
+    ages = []
+    for credential in inventory.credentials:
+        age = context.days_since(credential.rotation_reference)
+        if age is not None:
+            ages.append(max(age, 0))
+        if credential.id not in departed_credentials:
+            continue
+        for person in (
+            credential.accountable_person,
+            credential.holder_person,
+            credential.created_by,
+        ):
+            if person is not None and person.departed_by(context.as_of_date):
+                live_keys[person.email] += 1
+                break
+    return AuditSummary(
+        run_id=run_id,
+        as_of=context.as_of,
+        credentials_evaluated=len(inventory.credentials),
+        credentials_with_findings=len({f.credential_id for f in findings}),
+        findings_by_severity=count_by_severity(findings),
+        departed_with_live_keys=dict(live_keys.most_common()),
+        credential_ages_days=ages,
+        resolved=resolved,
+        system=system,
+    )

@@ -1,0 +1,65 @@
+"""The self-contained HTML audit report.
+
+One file with inline CSS and inline SVG: no scripts, fonts, images or
+stylesheets are fetched, so it can be mailed or archived as it is.
+"""
+
+from datetime import datetime
+from pathlib import Path
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from keysteward import __version__
+from keysteward.audit.reports import RANKING_EXPLANATION
+from keysteward.audit.reports.charts import (
+    SEVERITY_COLORS,
+    age_histogram,
+    findings_by,
+    stacked_bars,
+)
+from keysteward.audit.results import AuditSummary, RankedFinding
+from keysteward.clock import utcnow
+from keysteward.errors import InvalidInputError
+
+
+def _environment() -> Environment:
+    return Environment(
+        loader=PackageLoader("keysteward.audit.reports", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def render_html(
+    findings: list[RankedFinding],
+    summary: AuditSummary,
+    rotation_days: int = 90,
+    generated_at: datetime | None = None,
+) -> str:
+    """Return the report page for one audit run."""
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        summary=summary,
+        findings=findings,
+        colors=SEVERITY_COLORS,
+        ranking=RANKING_EXPLANATION,
+        age_chart=age_histogram(summary.credential_ages_days, rotation_days),
+        system_chart=stacked_bars(
+            findings_by(findings, "system"), "Findings per system"
+        ),
+        owner_chart=stacked_bars(findings_by(findings, "owner"), "Findings per owner"),
+        generated_at=(generated_at or utcnow()).strftime("%Y-%m-%d %H:%M UTC"),
+        version=__version__,
+    )
+
+
+def write_html(path: Path, page: str) -> None:
+    """Write the page to ``path``; raises InvalidInputError if it cannot."""
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInputError(
+            f"cannot write the HTML report to {path}: {exc.strerror}; "
+            "pass --html with a writable file path"
+        ) from None
