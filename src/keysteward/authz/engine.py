@@ -436,6 +436,37 @@ def compile_policy(
     )
 
 
+def grants_by_principal(
+    policy: Policy, now: datetime | None = None
+) -> dict[str, list[GrantSource]]:
+    """List every grant each principal holds at ``now``, with its provenance.
+
+    Groups appear as principals too, and their members list the group's
+    grants with ``via_group`` set.
+    """
+    found: dict[str, list[GrantSource]] = {}
+    closures: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    for principal, held in _holdings(policy, as_utc(now) or utcnow()).items():
+        grants = found.setdefault(principal, [])
+        for holding in held:
+            if holding.role not in closures:
+                closures[holding.role] = role_closure(policy, holding.role)
+            for role_name, path in closures[holding.role]:
+                spec = policy.roles.get(role_name)
+                for text in spec.permissions if spec else ():
+                    grants.append(
+                        GrantSource(
+                            principal=holding.principal,
+                            role=holding.role,
+                            role_path=path,
+                            permission=text,
+                            via_group=holding.via_group,
+                            expires_at=holding.expires_at,
+                        )
+                    )
+    return found
+
+
 def _deny_source(
     deny: DenySpec, role_path: tuple[str, ...], via_group: str | None
 ) -> DenySource:

@@ -392,13 +392,14 @@ def apply_policy(
 
     Raises StalePolicyError when the store changed since ``base`` (unless
     ``force``) and UnknownPrincipalError when a person or service account in
-    the file is not in the store; either way nothing is written. Returns the
-    plan that was applied.
+    the file is not in the store. In both cases nothing is written. When the
+    store already matches, nothing is written and no event is recorded.
+    Returns the plan that was applied.
     """
     plan = plan_policy(session, desired)
-    check_base(plan.store_digest, base, force=force)
     if plan.is_empty:
         return plan
+    check_base(plan.store_digest, base, force=force)
 
     names = _Names(session)
     _require_principals(names, desired)
