@@ -21,19 +21,27 @@ def register(app: typer.Typer) -> None:
 
 
 def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
-    """Create the store (and its folder) if needed and apply every migration."""
+    """Create the store (and its folder) if needed and apply every migration.
+
+    Also creates the master key file, or the passphrase parameters, that
+    KEYSTEWARD_KEY_PROVIDER needs, keeping any that exist.
+    """
+    from keysteward.crypto.keyring import prepare_key_provider
+
     state = state_of(ctx)
     store = state.store
     summary = {
         "store": store.url,
         "backend": store.engine.dialect.name,
         "schema_version": sorted(schema_revisions(store.engine)),
+        "master_key": prepare_key_provider(state.settings.home),
     }
     if json_output:
         print_json(summary)
         return
     schema = ", ".join(summary["schema_version"])
     console.print(f"Store ready at {summary['store']} (schema {schema}).")
+    console.print(f"Master key: {summary['master_key']}.")
 
 
 def describe_store(store: Store) -> dict[str, Any]:

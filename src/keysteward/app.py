@@ -1,0 +1,123 @@
+"""The HTTP API: ``create_app`` wires each concept's router under ``/api/v1``.
+
+Every error leaves as ``{"error": {"code", "message", "details"}}``, and an
+unexpected exception becomes a 500 without a stack trace.
+"""
+
+import logging
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from keysteward import __version__
+from keysteward.config import Settings
+from keysteward.db import Store, open_store
+from keysteward.errors import KeystewardError, NotFoundError
+from keysteward.vault.keys import KeyRing, keyring_for_home
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    422: "invalid_request",
+    429: "too_many_requests",
+}
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    details: Any = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    """Return the one JSON error shape every endpoint uses."""
+    body = {"error": {"code": code, "message": message, "details": details or {}}}
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers) if headers else None
+    )
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(
+        _request: Request, exc: StarletteHTTPException
+    ) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "error")
+        return error_response(
+            exc.status_code, code, str(exc.detail), headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(
+        _request: Request, exc: RequestValidationError
+    ) -> JSONResponse:
+        # Only the location and message of each problem: the input itself
+        # could be a secret.
+        problems = [
+            {"location": list(error["loc"]), "message": error["msg"]}
+            for error in exc.errors()
+        ]
+        return error_response(
+            422, "invalid_request", "invalid request", {"problems": problems}
+        )
+
+    @app.exception_handler(KeystewardError)
+    async def keysteward_error(_request: Request, exc: KeystewardError) -> JSONResponse:
+        status = 404 if isinstance(exc, NotFoundError) else 400
+        return error_response(status, STATUS_CODES[status], str(exc))
+
+    @app.exception_handler(Exception)
+    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+        log.error(
+            "unhandled %s on %s %s",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+        )
+        return error_response(500, "internal_error", "internal server error")
+
+
+def create_app(
+    settings: Settings, store: Store | None = None, keyring: KeyRing | None = None
+) -> FastAPI:
+    """Build the API for ``settings``; ``store`` and ``keyring`` default to theirs."""
+    from keysteward.tokens.api import router as tokens_router
+    from keysteward.vault.api import router as vault_router
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_store:
+            app.state.store.engine.dispose()
+
+    owns_store = store is None
+    app = FastAPI(
+        title="keysteward",
+        version=__version__,
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.store = store or open_store(settings)
+    app.state.keyring = keyring or keyring_for_home(settings.home)
+    _install_error_handlers(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(tokens_router, prefix=API_PREFIX)
+    app.include_router(vault_router, prefix=API_PREFIX)
+    return app

@@ -1,0 +1,28 @@
+"""``keysteward serve``: run the HTTP API with uvicorn."""
+
+from typing import Annotated
+
+import typer
+
+from keysteward.cli._context import state_of
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(serve)
+
+
+def serve(
+    ctx: typer.Context,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8600,
+) -> None:
+    """Serve the API (token exchange, secret reads) until interrupted."""
+    import uvicorn
+
+    from keysteward.app import create_app
+
+    state = state_of(ctx)
+    app = create_app(state.settings, store=state.store)
+    # NOTE: TLS is left to a reverse proxy; bind to 127.0.0.1 unless one is
+    # in front, because tokens and secrets cross this connection.
+    uvicorn.run(app, host=host, port=port, log_level=state.settings.log_level.lower())

@@ -1,0 +1,89 @@
+"""Authenticating a request: API token or access token, with throttling.
+
+Failed attempts are counted in a transaction of their own, so the count
+survives the rollback of the request that failed.
+"""
+
+import math
+
+from keysteward.db import Store
+from keysteward.events.services import record_event
+from keysteward.tokens.access import (
+    AccessToken,
+    issue_access_token,
+    verify_access_token,
+)
+from keysteward.tokens.errors import AuthenticationError, ThrottledError
+from keysteward.tokens.prefix import API_TOKEN_PREFIX
+from keysteward.tokens.principals import Principal
+from keysteward.tokens.services import (
+    authenticate_api_token,
+    clear_auth_failures,
+    granted_role_names,
+    record_auth_failure,
+    throttle_delay,
+)
+from keysteward.vault.keys import KeyRing
+
+UNKNOWN_SOURCE = "unknown"
+
+
+def _check_throttle(store: Store, source: str) -> None:
+    with store.session() as session:
+        delay = throttle_delay(session, source)
+    if delay is not None:
+        raise ThrottledError(max(1, math.ceil(delay.total_seconds())))
+
+
+def _count_failure(store: Store, source: str) -> None:
+    with store.session() as session:
+        record_auth_failure(session, source)
+
+
+def exchange_api_token(
+    store: Store, keyring: KeyRing, token: str, *, source: str | None
+) -> AccessToken:
+    """Trade an API token for an access token (OAuth 2.0 client credentials).
+
+    Raises ThrottledError while ``source`` is slowed down, and the bare
+    AuthenticationError for any token that is not accepted.
+    """
+    source = source or UNKNOWN_SOURCE
+    _check_throttle(store, source)
+    try:
+        with store.session() as session:
+            principal, record = authenticate_api_token(session, token)
+            roles = granted_role_names(session, principal)
+            if principal.role_limit is not None:
+                roles &= principal.role_limit
+            clear_auth_failures(session, source)
+            record_event(
+                session,
+                actor=principal.label,
+                action="token.exchange",
+                target_type="api_token",
+                target_id=record.id,
+                source_address=source,
+            )
+            record_id = record.id
+    except AuthenticationError:
+        _count_failure(store, source)
+        raise
+    return issue_access_token(keyring, principal, roles, api_token_id=record_id)
+
+
+def authenticate_bearer(
+    store: Store, keyring: KeyRing, token: str, *, source: str | None
+) -> Principal:
+    """Return the principal behind a bearer token: an access token or an API token."""
+    source = source or UNKNOWN_SOURCE
+    _check_throttle(store, source)
+    try:
+        if token.startswith(API_TOKEN_PREFIX):
+            with store.session() as session:
+                principal, _record = authenticate_api_token(session, token)
+            return principal
+        return verify_access_token(keyring, token)
+    except AuthenticationError:
+        _count_failure(store, source)
+        raise

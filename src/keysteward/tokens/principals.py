@@ -1,0 +1,90 @@
+"""Principals: the service accounts and people that authenticate to keysteward."""
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keysteward.errors import InvalidInputError, NotFoundError
+from keysteward.identities.models import (
+    Person,
+    PersonStatus,
+    ServiceAccount,
+    ServiceAccountStatus,
+)
+
+
+class PrincipalType(StrEnum):
+    SERVICE_ACCOUNT = "service_account"
+    PERSON = "person"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller.
+
+    ``role_limit`` is None when every role granted to the principal applies,
+    or the names of the only roles that may apply (a token's role subset).
+    """
+
+    type: PrincipalType
+    id: int
+    name: str
+    role_limit: frozenset[str] | None = None
+
+    @property
+    def label(self) -> str:
+        """The ``type:name`` form used in events and on the command line."""
+        return f"{self.type}:{self.name}"
+
+
+def parse_principal(text: str) -> tuple[PrincipalType, str]:
+    """Split ``service_account:NAME`` or ``person:EMAIL`` into type and name."""
+    kind, separator, name = text.partition(":")
+    if not separator or not name or kind not in tuple(PrincipalType):
+        raise InvalidInputError(
+            f"invalid principal {text!r}; write service_account:NAME or person:EMAIL"
+        )
+    return PrincipalType(kind), name
+
+
+def find_principal(session: Session, text: str) -> Principal:
+    """Return the principal named ``type:name``, or raise NotFoundError."""
+    kind, name = parse_principal(text)
+    if kind is PrincipalType.SERVICE_ACCOUNT:
+        account = session.scalar(
+            select(ServiceAccount).where(ServiceAccount.name == name)
+        )
+        if account is None:
+            raise NotFoundError(
+                f"service account {name!r} not found; create it with "
+                f"`keysteward sa create {name} --owner EMAIL --purpose TEXT`"
+            )
+        return Principal(kind, account.id, account.name)
+    person = session.scalar(select(Person).where(Person.email == name))
+    if person is None:
+        raise NotFoundError(f"person {name!r} not found; import the HR roster first")
+    return Principal(kind, person.id, person.email)
+
+
+def load_principal(
+    session: Session,
+    kind: str,
+    principal_id: int,
+    role_limit: frozenset[str] | None = None,
+) -> Principal | None:
+    """Return the principal by id, or None when it is missing or not active."""
+    if kind == PrincipalType.SERVICE_ACCOUNT:
+        account = session.get(ServiceAccount, principal_id)
+        if account is None or account.status != ServiceAccountStatus.ACTIVE:
+            return None
+        return Principal(
+            PrincipalType.SERVICE_ACCOUNT, account.id, account.name, role_limit
+        )
+    if kind == PrincipalType.PERSON:
+        person = session.get(Person, principal_id)
+        if person is None or person.status != PersonStatus.ACTIVE:
+            return None
+        return Principal(PrincipalType.PERSON, person.id, person.email, role_limit)
+    return None

@@ -1,0 +1,1 @@
+"""The encrypted vault: secret values, their versions and the keys that seal them."""

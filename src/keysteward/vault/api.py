@@ -1,0 +1,62 @@
+"""``GET /api/v1/secrets/{name}``: read a secret with a bearer token."""
+
+import base64
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+
+from keysteward.db import Store
+from keysteward.dependencies import (
+    client_address,
+    current_principal,
+    get_keyring,
+    get_store,
+)
+from keysteward.tokens.principals import Principal
+from keysteward.vault.errors import InvalidSecretError
+from keysteward.vault.keys import KeyRing
+from keysteward.vault.schemas import SecretResponse
+from keysteward.vault.services import read_secret, validate_secret_name
+
+router = APIRouter(tags=["secrets"])
+
+
+@router.get("/secrets/{name}", response_model=SecretResponse)
+def get_secret_value(
+    name: str,
+    request: Request,
+    principal: Annotated[Principal, Depends(current_principal)],
+    store: Annotated[Store, Depends(get_store)],
+    keyring: Annotated[KeyRing, Depends(get_keyring)],
+    version: int | None = None,
+) -> SecretResponse:
+    """Return the current (or given) version of a secret the caller may read.
+
+    A caller without permission gets 403 whether or not the secret exists,
+    so only a permitted caller can learn that a name is unused (404).
+    """
+    try:
+        validate_secret_name(name)
+    except InvalidSecretError:
+        raise HTTPException(403, "not permitted to read this secret") from None
+    with store.session() as session:
+        read = read_secret(
+            session,
+            keyring,
+            principal,
+            name,
+            version=version,
+            source=client_address(request),
+            via="api",
+        )
+    # The transaction, with its read event, is committed at this point.
+    if read.secret is None:
+        raise HTTPException(403, "not permitted to read this secret")
+    value = read.secret.value
+    try:
+        text, encoding = value.decode(), "utf-8"
+    except UnicodeDecodeError:
+        text, encoding = base64.b64encode(value).decode(), "base64"
+    return SecretResponse(
+        name=name, version=read.secret.version, value=text, encoding=encoding
+    )
