@@ -1,0 +1,1 @@
+"""Importing credential inventories from provider exports, and exporting them."""

@@ -1,0 +1,1 @@
+"""One module per export format family; see ``base`` for the interface."""

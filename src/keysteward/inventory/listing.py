@@ -1,0 +1,41 @@
+"""Listing credentials for ``keysteward inventory list``."""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from keysteward.credentials.models import CredentialStatus
+from keysteward.errors import InvalidInputError
+from keysteward.inventory.export import export_inventory
+from keysteward.systems.models import System
+
+
+def list_inventory(
+    session: Session, system: str | None = None, status: str | None = None
+) -> list[dict[str, Any]]:
+    """Return credentials in native form, filtered by system name and status.
+
+    Raises InvalidInputError when ``system`` names no known system.
+    """
+    if system is not None:
+        known = set(session.scalars(select(System.name)))
+        if system not in known:
+            choices = ", ".join(sorted(known)) or "none imported yet"
+            raise InvalidInputError(
+                f"unknown system {system!r}; known systems: {choices}"
+            )
+    if status is not None:
+        allowed = {str(s) for s in CredentialStatus}
+        if status not in allowed:
+            raise InvalidInputError(
+                f"invalid status {status!r}; expected one of "
+                f"{', '.join(sorted(allowed))}"
+            )
+    rows = export_inventory(session)["credentials"]
+    return [
+        row
+        for row in rows
+        if (system is None or row["system"] == system)
+        and (status is None or row["status"] == status)
+    ]
