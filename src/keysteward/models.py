@@ -3,21 +3,19 @@
 from keysteward import meta
 from keysteward.authz import models as authz_models
 from keysteward.credentials import models as credential_models
+from keysteward.discovery import models as discovery_models
 from keysteward.events import models as event_models
 from keysteward.findings import models as finding_models
 from keysteward.identities import models as identity_models
 from keysteward.systems import models as system_models
-from keysteward.tokens import models as token_models
-from keysteward.vault import models as vault_models
 
 __all__ = [
     "authz_models",
     "credential_models",
+    "discovery_models",
     "event_models",
     "finding_models",
     "identity_models",
     "meta",
     "system_models",
-    "token_models",
-    "vault_models",
 ]
