@@ -8,6 +8,8 @@ from keysteward.events import models as event_models
 from keysteward.findings import models as finding_models
 from keysteward.identities import models as identity_models
 from keysteward.systems import models as system_models
+from keysteward.tokens import models as token_models
+from keysteward.vault import models as vault_models
 
 __all__ = [
     "authz_models",
@@ -18,4 +20,6 @@ __all__ = [
     "identity_models",
     "meta",
     "system_models",
+    "token_models",
+    "vault_models",
 ]
