@@ -227,3 +227,23 @@ def test_store_check_sees_applied_policy(store: Store) -> None:
     decision = authorizer.check(SA, "crm:contacts:read")
     assert decision
     assert authorizer.index().version == 1
+
+
+def test_role_carrying_deny_revokes() -> None:
+    granting = RoleSpec("marketing", permissions=("crm:contacts:delete",))
+    contractor = RoleSpec("contractor")
+    base = Policy(
+        roles={"marketing": granting, "contractor": contractor},
+        assignments=(AssignmentSpec(SA, "marketing"),),
+        denies=(DenySpec("crm:contacts:delete", role="contractor"),),
+    )
+    assert compile_policy(base).check(SA, "crm:contacts:delete")
+    both = Policy(
+        roles=base.roles,
+        assignments=(*base.assignments, AssignmentSpec(SA, "contractor")),
+        denies=base.denies,
+    )
+    decision = compile_policy(both).check(SA, "crm:contacts:delete")
+    assert not decision
+    assert decision.deny is not None
+    assert decision.deny.target == "role:contractor"
