@@ -119,7 +119,7 @@ class DuplicatePlace:
 
 @dataclass
 class AuditContext:
-    """What the rules share: the date, the thresholds and inventory-wide facts."""
+    """Shared rule input: the audit date, the thresholds and inventory-wide facts."""
 
     as_of: datetime
     config: AuditConfig

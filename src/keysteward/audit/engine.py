@@ -1,37 +1,33 @@
 """Run the audit: evaluate every active credential and record the findings.
 
-A run loads the inventory in bulk, evaluates the rules in memory, inserts
-its findings in one statement and then closes the findings of earlier runs
-in the same scope: a finding whose problem is found again is superseded by
-the new one, and a finding whose problem is gone is resolved. A finding the
-user accepted stays accepted in the new run.
+A run loads the inventory in bulk, evaluates the rules in memory and
+inserts its findings in bulk. It then closes the findings of earlier runs in
+the same scope. A finding whose problem is found again is superseded by the
+new one, and a finding whose problem is gone is resolved. A finding the user
+accepted stays accepted in the new run.
 """
 
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.orm import Session
-
 from keysteward.audit.config import AuditConfig
 from keysteward.audit.context import AuditContext, CredentialView
 from keysteward.audit.loader import Inventory, load_inventory
+from keysteward.audit.persistence import store_findings
 from keysteward.audit.ranking import credential_factors, rank_key
 from keysteward.audit.results import AuditSummary, RankedFinding, count_by_severity
 from keysteward.audit.rules import RULES, Hit, at_least
 from keysteward.clock import utcnow
-from keysteward.credentials.models import Credential
 from keysteward.db import Store
 from keysteward.events.services import record_event
-from keysteward.findings.models import AuditRun, Finding, FindingStatus
+from keysteward.findings.models import AuditRun, FindingStatus
 
 ProgressCallback = Callable[[int, int], None]
 # Call the progress callback once per this many credentials.
 PROGRESS_STEP = 1000
-CARRIED_STATUSES = (FindingStatus.OPEN, FindingStatus.ACCEPTED)
 
 
 @dataclass
@@ -69,7 +65,8 @@ def run_audit(
             fingerprint_holders=inventory.fingerprint_holders,
         )
         findings = evaluate(inventory.credentials, context, progress)
-        superseded, resolved = _store_findings(session, run, inventory, findings)
+        scope_id = inventory.scope_system.id if inventory.scope_system else None
+        superseded, resolved = store_findings(session, run, scope_id, findings)
 
         summary = _summarize(run.id, inventory, context, findings, resolved, system)
         run.finished_at = utcnow()
@@ -164,95 +161,6 @@ def _rank_hits(
             )
         )
     return ranked
-
-
-def _store_findings(
-    session: Session,
-    run: AuditRun,
-    inventory: Inventory,
-    findings: list[RankedFinding],
-) -> tuple[int, int]:
-    """Insert the run's findings and close the earlier ones.
-
-    Returns the number of earlier findings superseded and resolved.
-    """
-    previous = _previous_findings(session, inventory)
-    for finding in findings:
-        earlier = previous.get((finding.credential_id, finding.rule), [])
-        if any(status == FindingStatus.ACCEPTED for _, status in earlier):
-            finding.status = FindingStatus.ACCEPTED
-
-    if findings:
-        rows = [
-            {
-                "audit_run_id": run.id,
-                "credential_id": finding.credential_id,
-                "rule": finding.rule,
-                "severity": finding.severity,
-                "score": finding.score,
-                "title": finding.title[:500],
-                "evidence": finding.evidence,
-                "recommendation": finding.recommendation[:1000],
-                "status": finding.status,
-            }
-            for finding in findings
-        ]
-        statement = insert(Finding).returning(Finding.id, sort_by_parameter_order=True)
-        ids = session.scalars(statement, rows).all()
-        for finding, finding_id in zip(findings, ids, strict=True):
-            finding.finding_id = finding_id
-
-    found_again = {(finding.credential_id, finding.rule) for finding in findings}
-    now = utcnow()
-    changes: list[dict[str, Any]] = []
-    superseded = 0
-    for key, earlier in previous.items():
-        for finding_id, _status in earlier:
-            if key in found_again:
-                changes.append({"id": finding_id, "status": FindingStatus.SUPERSEDED})
-                superseded += 1
-            else:
-                changes.append(
-                    {
-                        "id": finding_id,
-                        "status": FindingStatus.RESOLVED,
-                        "resolved_at": now,
-                    }
-                )
-    _apply_changes(session, changes)
-    return superseded, len(changes) - superseded
-
-
-def _apply_changes(session: Session, changes: list[dict[str, Any]]) -> None:
-    # The ORM's bulk UPDATE by primary key wants every row to set the same
-    # columns, so superseded and resolved rows go in separate batches.
-    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for change in changes:
-        by_columns[tuple(sorted(change))].append(change)
-    for batch in by_columns.values():
-        session.execute(update(Finding), batch)
-
-
-def _previous_findings(
-    session: Session, inventory: Inventory
-) -> dict[tuple[int, str], list[tuple[int, str]]]:
-    """Return the open and accepted findings in the run's scope, by (credential, rule).
-
-    The scope is the whole inventory, or one system's credentials, whatever
-    their status, so a retired credential's findings are resolved too.
-    """
-    query = select(
-        Finding.id, Finding.credential_id, Finding.rule, Finding.status
-    ).where(Finding.status.in_(CARRIED_STATUSES))
-    if inventory.scope_system is not None:
-        in_system = select(Credential.id).where(
-            Credential.system_id == inventory.scope_system.id
-        )
-        query = query.where(Finding.credential_id.in_(in_system))
-    previous: dict[tuple[int, str], list[tuple[int, str]]] = defaultdict(list)
-    for row in session.execute(query):
-        previous[(row.credential_id or 0, row.rule)].append((row.id, row.status))
-    return previous
 
 
 def _summarize(

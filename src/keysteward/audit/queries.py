@@ -41,7 +41,7 @@ def list_findings(
     account = aliased(ServiceAccount)
     account_owner = aliased(Person)
     # The same accountable person the rules use: the owner, else the owner
-    # of the service account that holds the credential.
+    # of the service account that is the credential's holder.
     owner_email = func.coalesce(owner.email, account_owner.email)
     query = (
         select(Finding, Credential, System.name, owner_email)

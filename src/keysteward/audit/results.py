@@ -1,4 +1,4 @@
-"""What an audit produces, in the shape every report format reads."""
+"""Audit results in the shape every report format reads."""
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field

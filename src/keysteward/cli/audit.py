@@ -1,5 +1,6 @@
 """``keysteward audit`` and ``keysteward findings list``."""
 
+import getpass
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -53,6 +54,14 @@ def parse_as_of(value: str | None) -> datetime:
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def _actor() -> str:
+    """Return the event actor for this command: the OS user running it."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 def _check_severity(option: str, value: str | None) -> None:
@@ -116,7 +125,12 @@ def audit(
     quiet = json_output or csv_output or not console.is_terminal
     with _progress(quiet) as progress:
         result = run_audit(
-            state.store, as_of=moment, config=config, system=system, progress=progress
+            state.store,
+            as_of=moment,
+            config=config,
+            system=system,
+            actor=_actor(),
+            progress=progress,
         )
     shown = result.findings[:limit] if limit else result.findings
 

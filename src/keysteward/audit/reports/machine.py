@@ -41,7 +41,7 @@ def json_document(
 
 
 def write_csv(stream: TextIO, findings: list[RankedFinding]) -> None:
-    """Write one CSV row per finding; the evidence column holds JSON."""
+    """Write one CSV row per finding; the evidence column contains JSON."""
     writer = csv.DictWriter(stream, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for finding in findings:
