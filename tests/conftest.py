@@ -5,7 +5,10 @@ run uses a database created for this test session and dropped after it, on
 the server named by KEYSTEWARD_TEST_POSTGRES_URL (default: the local server).
 """
 
+import base64
+import json
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
@@ -100,3 +103,46 @@ def shared_dir() -> Path:
     if not SHARED_DIR.is_dir():
         pytest.fail(f"shared sample folder not found at {SHARED_DIR}")
     return SHARED_DIR
+
+
+# Issued tokens must never reach a log or the console. After each test, the
+# stdout, stderr and log text captured in all its phases are searched for
+# keysteward API tokens (valid checksum) and for JWTs that keysteward issued.
+_JWT_SHAPE = re.compile(r"eyJ[A-Za-z0-9_-]+\.eyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+")
+
+
+def _leaked_tokens(text_: str) -> list[str]:
+    from keysteward.tokens.access import ISSUER
+    from keysteward.tokens.prefix import API_TOKEN_PATTERN, has_valid_checksum
+
+    leaked = [t for t in API_TOKEN_PATTERN.findall(text_) if has_valid_checksum(t)]
+    for candidate in _JWT_SHAPE.findall(text_):
+        payload = candidate.split(".")[1]
+        try:
+            claims = json.loads(
+                base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
+            )
+        except ValueError:
+            continue
+        if isinstance(claims, dict) and claims.get("iss") == ISSUER:
+            leaked.append(candidate)
+    return leaked
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    report = yield
+    # The teardown report carries the captures of setup, call and teardown.
+    if report.when != "teardown":
+        return report
+    captured = "\n".join(content for _title, content in report.sections)
+    leaked = _leaked_tokens(captured)
+    if leaked and not report.failed:
+        report.outcome = "failed"
+        report.longrepr = (
+            f"{len(leaked)} issued token(s) appeared in the captured output or "
+            "logs of this test; tokens must never be printed or logged"
+        )
+    return report

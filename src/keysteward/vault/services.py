@@ -257,6 +257,7 @@ def read_secret(
     A denial is decided before the secret is looked up, so a denied caller
     cannot tell whether the secret exists.
     """
+    validate_secret_name(name)
     decision = authorize_secret_read(session, principal, name)
     event_details: dict[str, object] = {"reason": decision.reason, "via": via}
     if not decision:

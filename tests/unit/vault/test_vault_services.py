@@ -218,6 +218,19 @@ class TestReadSecret:
         assert event.outcome == "denied"
         assert "version" not in event.details
 
+    @pytest.mark.parametrize(
+        "name", ["client-secret", "stripe-live-key-2026-prod-eu-west-1-backup"]
+    )
+    def test_secret_like_names_readable(
+        self, store: Store, keyring: KeyRing, make_account, name: str
+    ) -> None:
+        principal = make_account("crm-sync", "keysteward:secrets/*:read")
+        _put(store, keyring, name, HUBSPOT_VALUE)
+        with store.session() as session:
+            read = read_secret(session, keyring, principal, name)
+        assert read.secret is not None
+        assert read.secret.value == HUBSPOT_VALUE
+
     def test_read_fails_when_event_fails(
         self, store: Store, keyring: KeyRing, make_account
     ) -> None:
