@@ -1,12 +1,14 @@
 """Writing an audit run's findings and closing those of earlier runs.
 
-Both steps are set-based so that a run over 100,000 credentials costs a few
-statements: one multi-row INSERT, one SELECT for the new ids and two UPDATEs.
+Both steps are set-based, so a run costs a few statements whatever its size:
+one bulk insert (COPY on PostgreSQL), one SELECT for the new ids and two
+UPDATEs.
 """
 
-from collections.abc import Iterable
+import json
 from typing import Any
 
+import psycopg
 from sqlalchemy import ColumnElement, and_, exists, insert, select, true, update
 from sqlalchemy.orm import Session, aliased
 
@@ -61,7 +63,7 @@ def _accepted_pairs(
     return {(row.credential_id, row.rule) for row in session.execute(query)}
 
 
-def _insert(session: Session, run: AuditRun, findings: Iterable[RankedFinding]) -> None:
+def _insert(session: Session, run: AuditRun, findings: list[RankedFinding]) -> None:
     now = utcnow()
     rows: list[dict[str, Any]] = [
         {
@@ -80,9 +82,11 @@ def _insert(session: Session, run: AuditRun, findings: Iterable[RankedFinding]) 
     ]
     if not rows:
         return
-    # A Core insert without RETURNING lets each driver use its fast
-    # executemany path; the ids are read back with one SELECT below.
-    session.execute(insert(Base.metadata.tables[Finding.__tablename__]), rows)
+    if session.get_bind().dialect.name == "postgresql":
+        _copy_into_postgres(session, rows)
+    else:
+        # A Core insert without RETURNING lets SQLite use executemany.
+        session.execute(insert(Base.metadata.tables[Finding.__tablename__]), rows)
     ids = session.execute(
         select(Finding.id, Finding.credential_id, Finding.rule).where(
             Finding.audit_run_id == run.id
@@ -91,6 +95,23 @@ def _insert(session: Session, run: AuditRun, findings: Iterable[RankedFinding]) 
     by_key = {(row.credential_id, row.rule): row.id for row in ids}
     for finding in findings:
         finding.finding_id = by_key.get((finding.credential_id, finding.rule))
+
+
+def _copy_into_postgres(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Insert ``rows`` with COPY, much faster than INSERT for many rows.
+
+    The rows go through the session's own connection, so they belong to the
+    same transaction as the rest of the run.
+    """
+    driver_connection = session.connection().connection.driver_connection
+    if not isinstance(driver_connection, psycopg.Connection):
+        raise TypeError("the PostgreSQL store must use the psycopg driver")
+    columns = list(rows[0])
+    statement = f"COPY findings ({', '.join(columns)}) FROM STDIN"
+    with driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        for row in rows:
+            values = dict(row, evidence=json.dumps(row["evidence"]))
+            copy.write_row([values[column] for column in columns])
 
 
 def _close_earlier(
