@@ -28,13 +28,31 @@ from keysteward.inventory.importers.base import (
     load_file,
 )
 from keysteward.inventory.linking import Directory
-from keysteward.inventory.records import CredentialPatch, CredentialRecord, ParsedBatch
+from keysteward.inventory.records import (
+    CREDENTIAL_FIELDS,
+    CredentialPatch,
+    CredentialRecord,
+    ParsedBatch,
+)
+from keysteward.logging import redact
 
 log = logging.getLogger(__name__)
 
 IMPORT_ACTION = "inventory.import"
 EXPORT_SCOPES = "export_scopes"
 COLUMNS = frozenset(Credential.__table__.columns.keys())
+TRACKED_COLUMNS = tuple(
+    sorted(
+        CREDENTIAL_FIELDS
+        | {
+            "system_id",
+            "created_by_id",
+            "owner_id",
+            "holder_person_id",
+            "holder_service_account_id",
+        }
+    )
+)
 # Provenance attributes of a row. A renamed or reordered file alone is not a
 # change, so these are rewritten only along with a real change.
 PROVENANCE = frozenset({"source_file", "source_line"})
@@ -108,6 +126,13 @@ def _without_provenance(attributes: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in attributes.items() if k not in PROVENANCE}
 
 
+def _state(credential: Credential) -> dict[str, Any]:
+    """Return the fields whose change an import reports, provenance left out."""
+    state = {name: getattr(credential, name) for name in TRACKED_COLUMNS}
+    state["attributes"] = _without_provenance(dict(credential.attributes or {}))
+    return state
+
+
 def _describe(credential: Credential) -> dict[str, Any]:
     return {
         "source": credential.source,
@@ -128,7 +153,9 @@ class InventoryWriter:
             str, dict[tuple[str, ...], dict[tuple, list[Credential]]]
         ] = {}
         self.added: set[int] = set()
-        self.changes: dict[int, tuple[Credential, set[str]]] = {}
+        # The state of each updated credential before this import touched it.
+        self.snapshots: dict[int, tuple[Credential, dict[str, Any]]] = {}
+        self.retired: set[int] = set()
         self.seen: set[int] = set()
 
     # Lookups
@@ -275,6 +302,7 @@ class InventoryWriter:
             touched.add(id(credential))
             self.seen.add(id(credential))
             return
+        self._snapshot(existing)
         changed = self._update(existing, values, record, batch.native)
         if (
             "status" not in record.values
@@ -315,13 +343,13 @@ class InventoryWriter:
 
     def _note_change(self, credential: Credential, fields: Iterable[str]) -> None:
         fields = set(fields)
-        if not fields:
+        if fields:
+            self._forget_indexes(credential.source, fields)
+
+    def _snapshot(self, credential: Credential) -> None:
+        if id(credential) in self.added or id(credential) in self.snapshots:
             return
-        self._forget_indexes(credential.source, fields)
-        if id(credential) in self.added:
-            return
-        entry = self.changes.setdefault(id(credential), (credential, set()))
-        entry[1].update(fields)
+        self.snapshots[id(credential)] = (credential, _state(credential))
 
     def apply_patch(self, patch: CredentialPatch) -> None:
         for criteria in patch.match:
@@ -344,6 +372,7 @@ class InventoryWriter:
         self.report.warnings.append(message)
 
     def _patch(self, credential: Credential, patch: CredentialPatch) -> None:
+        self._snapshot(credential)
         changed = set()
         for name, value in patch.values.items():
             current = getattr(credential, name)
@@ -379,6 +408,7 @@ class InventoryWriter:
             dropped = [scope for scope in scopes if scope in batch.complete_scopes]
             if not dropped:
                 continue
+            self._snapshot(credential)
             remaining = [
                 scope for scope in scopes if scope not in batch.complete_scopes
             ]
@@ -389,19 +419,32 @@ class InventoryWriter:
                 attributes["status_before_retired"] = credential.status
                 credential.status = CredentialStatus.RETIRED
                 self.report.retired.append(_describe(credential))
+                self.retired.add(id(credential))
                 changed.add("status")
             credential.attributes = attributes
             self._note_change(credential, changed)
 
     def finish(self) -> None:
+        """Flush, then report each credential whose state differs from before.
+
+        Comparing with the state before the import, not counting each
+        assignment, keeps two files that set a field back and forth (a
+        listing, then an activity report) from showing as a change.
+        """
         self.session.flush()
-        self.report.changed = [
-            {**_describe(credential), "fields": sorted(fields)}
-            for credential, fields in self.changes.values()
-            if credential.status != CredentialStatus.RETIRED or "status" not in fields
-        ]
+        changed_ids = set()
+        for key, (credential, before) in self.snapshots.items():
+            after = _state(credential)
+            fields = sorted(
+                name for name in after if not _same(before[name], after[name])
+            )
+            if not fields:
+                continue
+            changed_ids.add(key)
+            if key not in self.retired:
+                self.report.changed.append({**_describe(credential), "fields": fields})
         self.report.unchanged = len(
-            [i for i in self.seen if i not in self.added and i not in self.changes]
+            [i for i in self.seen if i not in self.added and i not in changed_ids]
         )
 
 
@@ -433,8 +476,12 @@ def collect_files(paths: Iterable[Path]) -> list[tuple[Path, bool]]:
 def parse_files(
     paths: Iterable[Path], source: str | None, report: ImportReport
 ) -> list[tuple[Importer, ParsedBatch]]:
-    """Read and check every file before the store is touched."""
-    parsed: list[tuple[Importer, ParsedBatch]] = []
+    """Read and check every file before the store is touched.
+
+    Returns the batches in the order they are applied, and lists the files
+    in ``report`` in that order.
+    """
+    parsed: list[tuple[Importer, ParsedBatch, dict[str, Any]]] = []
     for path, from_folder in collect_files(paths):
         loaded = load_file(path)
         try:
@@ -446,20 +493,19 @@ def parse_files(
             continue
         batch = importer.parse(loaded)
         report.warnings.extend(batch.warnings)
-        report.files.append(
-            {
-                "file": str(path),
-                "format": importer.format,
-                "source": importer.source,
-                "detected": source is None,
-                "credentials": len(batch.credentials),
-                "people": len(batch.people),
-                "updates": len(batch.patches),
-            }
-        )
-        parsed.append((importer, batch))
-    parsed.sort(key=lambda pair: (pair[0].order, pair[1].file))
-    return parsed
+        summary = {
+            "file": str(path),
+            "format": importer.format,
+            "source": importer.source,
+            "detected": source is None,
+            "credentials": len(batch.credentials),
+            "people": len(batch.people),
+            "updates": len(batch.patches),
+        }
+        parsed.append((importer, batch, summary))
+    parsed.sort(key=lambda entry: (entry[0].order, entry[1].file))
+    report.files = [summary for _, _, summary in parsed]
+    return [(importer, batch) for importer, batch, _ in parsed]
 
 
 def run_import(
@@ -490,7 +536,9 @@ def run_import(
                 target_type="inventory",
                 details={
                     "files": [
-                        {"file": Path(f["file"]).name, "format": f["format"]}
+                        # A file name can carry a key id shaped like a
+                        # secret; the event log rejects those, so mask it.
+                        {"file": redact(Path(f["file"]).name), "format": f["format"]}
                         for f in report.files
                     ],
                     **report.counts(),

@@ -42,6 +42,10 @@ IDENTITY_SCOPES = frozenset({"openid", "email", "profile"})
 IDENTITY_SCOPES = frozenset({"openid", "email", "profile"})
 
 
+def _can_administer(scope: str) -> bool:
+    return scope.startswith(ADMIN_SCOPES) and not scope.endswith(".readonly")
+
+
 def _can_write(scope: str) -> bool:
     if scope in IDENTITY_SCOPES or scope.endswith(".readonly"):
         return False
@@ -49,7 +53,7 @@ def _can_write(scope: str) -> bool:
 
 
 def grant_privilege(scopes: list[str]) -> str:
-    if any(scope.startswith(ADMIN_SCOPES) for scope in scopes):
+    if any(_can_administer(scope) for scope in scopes):
         return Privilege.ADMIN
     if any(scope in FULL_ACCESS_SCOPES for scope in scopes):
         return Privilege.WRITE
