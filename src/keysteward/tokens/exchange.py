@@ -6,6 +6,8 @@ survives the rollback of the request that failed.
 
 import math
 
+from sqlalchemy.orm import Session
+
 from keysteward.db import Store
 from keysteward.events.services import record_event
 from keysteward.tokens.access import (
@@ -23,6 +25,7 @@ from keysteward.tokens.services import (
     record_auth_failure,
     throttle_delay,
 )
+from keysteward.transactions import run_transaction
 from keysteward.vault.keys import KeyRing
 
 UNKNOWN_SOURCE = "unknown"
@@ -36,8 +39,7 @@ def _check_throttle(store: Store, source: str) -> None:
 
 
 def _count_failure(store: Store, source: str) -> None:
-    with store.session() as session:
-        record_auth_failure(session, source)
+    run_transaction(store, lambda session: record_auth_failure(session, source))
 
 
 def exchange_api_token(
@@ -50,22 +52,25 @@ def exchange_api_token(
     """
     source = source or UNKNOWN_SOURCE
     _check_throttle(store, source)
+
+    def authenticate(session: Session) -> tuple[Principal, set[str], int]:
+        principal, record = authenticate_api_token(session, token)
+        roles = granted_role_names(session, principal)
+        if principal.role_limit is not None:
+            roles &= principal.role_limit
+        clear_auth_failures(session, source)
+        record_event(
+            session,
+            actor=principal.label,
+            action="token.exchange",
+            target_type="api_token",
+            target_id=record.id,
+            source_address=source,
+        )
+        return principal, roles, record.id
+
     try:
-        with store.session() as session:
-            principal, record = authenticate_api_token(session, token)
-            roles = granted_role_names(session, principal)
-            if principal.role_limit is not None:
-                roles &= principal.role_limit
-            clear_auth_failures(session, source)
-            record_event(
-                session,
-                actor=principal.label,
-                action="token.exchange",
-                target_type="api_token",
-                target_id=record.id,
-                source_address=source,
-            )
-            record_id = record.id
+        principal, roles, record_id = run_transaction(store, authenticate)
     except AuthenticationError:
         _count_failure(store, source)
         raise
@@ -80,8 +85,9 @@ def authenticate_bearer(
     _check_throttle(store, source)
     try:
         if token.startswith(API_TOKEN_PREFIX):
-            with store.session() as session:
-                principal, _record = authenticate_api_token(session, token)
+            principal, _record = run_transaction(
+                store, lambda session: authenticate_api_token(session, token)
+            )
             return principal
         return verify_access_token(keyring, token)
     except AuthenticationError:

@@ -33,6 +33,9 @@ SERVICE_ACCOUNT_DAYS_SETTING = "KEYSTEWARD_SERVICE_ACCOUNT_TOKEN_DAYS"
 PERSON_DAYS_SETTING = "KEYSTEWARD_PERSON_TOKEN_DAYS"
 DEFAULT_TOKEN_DAYS = 90
 HINT_CHARS = 4
+# last_used_at is rewritten at most this often, so that checking a token
+# usually writes nothing and concurrent requests do not contend for the row.
+LAST_USED_PRECISION = timedelta(minutes=1)
 
 # Failed attempts from one source within FAILURE_WINDOW before the slowdown
 # starts; each further failure doubles the wait, up to MAX_BLOCK.
@@ -182,7 +185,9 @@ def authenticate_api_token(
     )
     if principal is None:
         raise AuthenticationError
-    record.last_used_at = now
+    last_used = as_utc(record.last_used_at)
+    if last_used is None or now - last_used >= LAST_USED_PRECISION:
+        record.last_used_at = now
     return principal, record
 
 

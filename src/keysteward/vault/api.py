@@ -13,6 +13,7 @@ from keysteward.dependencies import (
     get_store,
 )
 from keysteward.tokens.principals import Principal
+from keysteward.transactions import run_transaction
 from keysteward.vault.errors import InvalidSecretError
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.schemas import SecretResponse
@@ -39,16 +40,13 @@ def get_secret_value(
         validate_secret_name(name)
     except InvalidSecretError:
         raise HTTPException(403, "not permitted to read this secret") from None
-    with store.session() as session:
-        read = read_secret(
-            session,
-            keyring,
-            principal,
-            name,
-            version=version,
-            source=client_address(request),
-            via="api",
-        )
+    source = client_address(request)
+    read = run_transaction(
+        store,
+        lambda session: read_secret(
+            session, keyring, principal, name, version=version, source=source, via="api"
+        ),
+    )
     # The transaction, with its read event, is committed at this point.
     if read.secret is None:
         raise HTTPException(403, "not permitted to read this secret")

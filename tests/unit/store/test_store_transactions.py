@@ -1,0 +1,45 @@
+"""run_transaction: repeat a transaction that lost a write conflict."""
+
+import pytest
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from keysteward.db import Store
+from keysteward.meta import StoreMeta
+from keysteward.transactions import run_transaction
+
+
+def test_sqlite_conflict_retried(sqlite_store: Store) -> None:
+    attempts: list[int] = []
+
+    def work(session: Session) -> int:
+        attempts.append(len(attempts) + 1)
+        # Reading first pins this transaction's snapshot.
+        session.scalar(select(func.count()).select_from(StoreMeta))
+        if len(attempts) == 1:
+            with sqlite_store.engine.begin() as other:
+                other.execute(insert(StoreMeta).values(key="other", value="1"))
+        session.add(StoreMeta(key="mine", value="2"))
+        session.flush()
+        return len(attempts)
+
+    assert run_transaction(sqlite_store, work) == 2
+    with sqlite_store.session() as session:
+        keys = set(session.scalars(select(StoreMeta.key)))
+    assert keys == {"other", "mine"}
+
+
+def test_other_errors_not_retried(store: Store) -> None:
+    with store.session() as session:
+        session.add(StoreMeta(key="taken", value="1"))
+    attempts: list[int] = []
+
+    def work(session: Session) -> None:
+        attempts.append(1)
+        session.add(StoreMeta(key="taken", value="2"))
+        session.flush()
+
+    with pytest.raises(IntegrityError):
+        run_transaction(store, work)
+    assert attempts == [1]
