@@ -15,10 +15,15 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
+# The audit date comes from examples/planted.json, so the example's ages (and
+# so its findings) stay the same as the calendar moves on.
 demo: $(VENV)/.installed
 	rm -rf $(DEMO_HOME)
 	KEYSTEWARD_HOME=$(DEMO_HOME) $(BIN)/keysteward init
-	KEYSTEWARD_HOME=$(DEMO_HOME) $(BIN)/keysteward status
+	KEYSTEWARD_HOME=$(DEMO_HOME) $(BIN)/keysteward import examples/
+	KEYSTEWARD_HOME=$(DEMO_HOME) $(BIN)/keysteward audit --limit 25 \
+		--as-of "$$($(BIN)/python -c 'import json; print(json.load(open("examples/planted.json"))["now"])')" \
+		--html $(DEMO_HOME)/audit.html
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest

@@ -177,7 +177,8 @@ def _write_html(
     from keysteward.audit.reports.html import render_html, write_html
 
     rotation_days = config.thresholds_for(system).rotation_max_age_days
-    write_html(path, render_html(shown, result.summary, rotation_days))
+    page = render_html(shown, result.summary, rotation_days, charted=result.findings)
+    write_html(path, page)
 
 
 class _progress:

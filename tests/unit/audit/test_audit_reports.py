@@ -6,12 +6,15 @@ import json
 import re
 from datetime import date
 
+from rich.console import Console
+
 from common.audit_inventory import AS_OF, InventoryBuilder, days_ago
 from keysteward.audit.config import AuditConfig
 from keysteward.audit.engine import AuditResult, run_audit
 from keysteward.audit.reports.charts import bucket_ages
 from keysteward.audit.reports.html import render_html
 from keysteward.audit.reports.machine import CSV_COLUMNS, json_document, write_csv
+from keysteward.audit.reports.table import render_table
 from keysteward.db import Store
 
 HOSTILE_NAME = "<script>alert(1)</script>"
@@ -91,8 +94,34 @@ def test_json_document_round_trips(sqlite_store: Store) -> None:
 
 def test_age_buckets() -> None:
     buckets = dict(bucket_ages([0, 30, 31, 200, 365, 366, 5000]))
-    assert buckets["0-30 d"] == 2
-    assert buckets["31-90 d"] == 1
-    assert buckets["181-365 d"] == 2
-    assert buckets["1-2 y"] == 1
-    assert buckets["over 3 y"] == 1
+    assert buckets["0-30d"] == 2
+    assert buckets["31-90d"] == 1
+    assert buckets["181d-1y"] == 2
+    assert buckets["1-2y"] == 1
+    assert buckets[">3y"] == 1
+
+
+def test_table_prints_markup_literally(sqlite_store: Store) -> None:
+    with sqlite_store.session() as session:
+        InventoryBuilder(session).credential(
+            name="[bold]deploy[/bold]", scopes=[], privilege="unknown"
+        )
+    result = run_audit(sqlite_store, as_of=AS_OF, config=AuditConfig())
+    console = Console(record=True, width=200)
+
+    render_table(console, result.findings, result.summary)
+
+    assert "[bold]deploy[/bold]" in console.export_text()
+
+
+def test_table_narrow_keeps_owner(sqlite_store: Store) -> None:
+    with sqlite_store.session() as session:
+        InventoryBuilder(session).credential(scopes=[], privilege="unknown")
+    result = run_audit(sqlite_store, as_of=AS_OF, config=AuditConfig())
+    console = Console(record=True, width=80)
+
+    render_table(console, result.findings, result.summary)
+
+    text = console.export_text()
+    assert "github," in text
+    assert "olivia" in text

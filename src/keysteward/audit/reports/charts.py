@@ -21,16 +21,16 @@ SEVERITY_COLORS = {
 SEVERITIES = ("critical", "high", "medium", "low")
 # Upper bound (days, inclusive) and label of each age bucket.
 AGE_BUCKETS = (
-    (30, "0-30 d"),
-    (90, "31-90 d"),
-    (180, "91-180 d"),
-    (365, "181-365 d"),
-    (730, "1-2 y"),
-    (1095, "2-3 y"),
-    (None, "over 3 y"),
+    (30, "0-30d"),
+    (90, "31-90d"),
+    (180, "91-180d"),
+    (365, "181d-1y"),
+    (730, "1-2y"),
+    (1095, "2-3y"),
+    (None, ">3y"),
 )
-BAR_LABEL_WIDTH = 150
-BAR_AREA_WIDTH = 200
+BAR_LABEL_WIDTH = 170
+BAR_AREA_WIDTH = 190
 BAR_ROW_HEIGHT = 24
 FONT = "font-family='system-ui, sans-serif' font-size='12' fill='#1f2933'"
 
@@ -135,7 +135,7 @@ def stacked_bars(rows: list[tuple[str, dict[str, int]]], title: str) -> Markup:
 
 def _bar_row(y: int, name: str, counts: dict[str, int], peak: int) -> str:
     """Return one labelled bar, its segments ordered from critical to low."""
-    shown = name if len(name) <= 24 else name[:23] + "..."
+    shown = name if len(name) <= 19 else name[:18] + "..."
     parts = [
         f"<text x='{BAR_LABEL_WIDTH - 8}' y='{y + 15}' text-anchor='end' {FONT}>"
         f"<title>{escape(name)}</title>{escape(shown)}</text>"

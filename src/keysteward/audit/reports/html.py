@@ -36,8 +36,15 @@ def render_html(
     summary: AuditSummary,
     rotation_days: int = 90,
     generated_at: datetime | None = None,
+    charted: list[RankedFinding] | None = None,
 ) -> str:
-    """Return the report page for one audit run."""
+    """Return the report page for one audit run.
+
+    ``findings`` are the rows listed; ``charted`` (default: the same) are the
+    findings the per-system and per-owner charts count, so a report limited
+    to the first rows still charts the whole run.
+    """
+    charted = findings if charted is None else charted
     template = _environment().get_template("report.html.j2")
     return template.render(
         summary=summary,
@@ -46,9 +53,9 @@ def render_html(
         ranking=RANKING_EXPLANATION,
         age_chart=age_histogram(summary.credential_ages_days, rotation_days),
         system_chart=stacked_bars(
-            findings_by(findings, "system"), "Findings per system"
+            findings_by(charted, "system"), "Findings per system"
         ),
-        owner_chart=stacked_bars(findings_by(findings, "owner"), "Findings per owner"),
+        owner_chart=stacked_bars(findings_by(charted, "owner"), "Findings per owner"),
         generated_at=(generated_at or utcnow()).strftime("%Y-%m-%d %H:%M UTC"),
         version=__version__,
     )

@@ -2,9 +2,12 @@
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from keysteward.audit.results import AuditSummary, RankedFinding
 
+# Below this many columns the system and owner go under the credential name.
+NARROW_WIDTH = 120
 SEVERITY_STYLE = {
     "critical": "bold white on red",
     "high": "bold red",
@@ -19,7 +22,11 @@ def render_table(
     summary: AuditSummary | None = None,
     title: str = "Audit findings",
 ) -> None:
-    """Print the findings as a table, with a one-line summary above it."""
+    """Print the findings as a table, with a one-line summary above it.
+
+    Names from imported files go in as Text, never as Rich markup, so a name
+    such as ``[bold]`` prints as it is.
+    """
     if summary is not None:
         counts = ", ".join(
             f"{count} {severity}"
@@ -36,23 +43,33 @@ def render_table(
         console.print("No findings.")
         return
 
-    table = Table(title=title, show_lines=False, expand=True)
+    narrow = console.width < NARROW_WIDTH
+    table = Table(title=title, show_lines=narrow, expand=True)
     table.add_column("#", justify="right", no_wrap=True)
     table.add_column("severity", no_wrap=True)
     table.add_column("credential", overflow="fold", ratio=2, min_width=10)
-    table.add_column("system", overflow="fold", ratio=1, min_width=6)
-    table.add_column("owner", overflow="fold", ratio=2, min_width=10)
-    table.add_column("rule", overflow="fold", ratio=2, min_width=10)
+    if not narrow:
+        table.add_column("system", overflow="fold", ratio=1, min_width=6)
+        table.add_column("owner", overflow="fold", ratio=2, min_width=10)
+    table.add_column("rule", overflow="fold", ratio=2, min_width=14)
     table.add_column("fix", overflow="fold", ratio=4, min_width=24)
 
     for finding in findings:
+        severity = Text(
+            finding.severity, style=SEVERITY_STYLE.get(finding.severity, "")
+        )
+        owner = finding.owner or "no owner"
+        if narrow:
+            credential = Text(finding.credential)
+            credential.append(f"\n{finding.system}, {owner}", style="dim")
+            cells = [credential]
+        else:
+            cells = [Text(finding.credential), Text(finding.system), Text(owner)]
         table.add_row(
             str(finding.rank),
-            f"[{SEVERITY_STYLE.get(finding.severity, '')}]{finding.severity}[/]",
-            finding.credential,
-            finding.system,
-            finding.owner or "-",
-            finding.rule,
-            f"{finding.title}. {finding.recommendation}",
+            severity,
+            *cells,
+            Text(finding.rule),
+            Text(finding.recommendation),
         )
     console.print(table)
