@@ -85,6 +85,12 @@ def parse_datetime(
     raw = str(value).strip()
     if EXCEL_SERIAL.match(raw):
         return _from_excel_serial(float(raw), where, field)
+    # Most exports write ISO 8601, which the standard library reads far
+    # faster than dateutil; dateutil handles the rest.
+    try:
+        return _aware(datetime.fromisoformat(raw))
+    except ValueError:
+        pass
     try:
         parsed = date_parser.parse(raw, dayfirst=dayfirst)
     except (ValueError, OverflowError):
