@@ -14,7 +14,7 @@ from typing import Any
 
 import httpx
 
-# Renew the access token this many seconds before the server says it expires.
+# Renew the access token this many seconds before its reported expiry.
 RENEW_MARGIN_SECONDS = 30
 DEFAULT_CACHE_SECONDS = 60.0
 

@@ -34,7 +34,7 @@ def home(tmp_path: Path) -> Path:
 
 
 def _grant(home: Path, account: str, *permissions: str) -> None:
-    """Create a person-owned service account and a role holding ``permissions``."""
+    """Create a person-owned service account and a role with ``permissions``."""
     store = open_store(Settings(home=home))
     try:
         with store.session() as session:

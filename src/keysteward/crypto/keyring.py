@@ -121,7 +121,7 @@ def create_key_file(path: Path) -> bool:
 class EnvironmentKeyProvider:
     """The master key in the ``KEYSTEWARD_MASTER_KEY`` environment variable."""
 
-    # Excluded from repr because it holds the key or passphrase.
+    # Excluded from repr because it contains the key or passphrase.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     name: str = "env"
 
@@ -144,7 +144,7 @@ class PassphraseKeyProvider:
     """The master key derived from a passphrase with Argon2id."""
 
     params_path: Path
-    # Excluded from repr because it holds the key or passphrase.
+    # Excluded from repr because it contains the key or passphrase.
     environ: Mapping[str, str] = field(default_factory=lambda: os.environ, repr=False)
     name: str = "passphrase"
     _cached: bytes | None = field(default=None, repr=False)

@@ -1,7 +1,7 @@
 """Token errors.
 
 ``AuthenticationError`` is bare: an unknown, mistyped, expired, revoked or
-forged token all raise it without a message, so a response never tells a
+forged token all raise it without a message, so a response never shows a
 caller which check failed. Operator mistakes raise ``InvalidTokenRequest``
 with a message that names the value and the fix.
 """

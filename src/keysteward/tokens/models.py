@@ -32,8 +32,8 @@ class ApiToken(Base):
 class AuthFailure(Base):
     """Failed authentication attempts from one source address.
 
-    Kept in the store, not in memory, so every server process sees the
-    same count and the slowdown holds across processes.
+    Kept in the store, not in memory, so every server process reads the
+    same count and the slowdown applies across processes.
     """
 
     __tablename__ = "auth_failures"

@@ -58,5 +58,5 @@ def has_valid_checksum(token: str) -> bool:
     if len(token) != API_TOKEN_LENGTH or not API_TOKEN_PATTERN.fullmatch(token):
         return False
     body = token[len(API_TOKEN_PREFIX) :]
-    random_part, given = body[:RANDOM_CHARS], body[RANDOM_CHARS:]
-    return secrets.compare_digest(checksum(random_part), given)
+    random_part, stated = body[:RANDOM_CHARS], body[RANDOM_CHARS:]
+    return secrets.compare_digest(checksum(random_part), stated)

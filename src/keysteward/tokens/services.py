@@ -112,7 +112,7 @@ def issue_api_token(
 
     Without ``lifetime`` the token expires after the default for the kind of
     principal; it never expires only when ``no_expiry`` is set. ``roles``
-    limits the token to a subset of the roles the principal holds now.
+    limits the token to a subset of the roles granted to the principal now.
     """
     if lifetime is not None and no_expiry:
         raise InvalidTokenRequest(
@@ -122,8 +122,8 @@ def issue_api_token(
         raise InvalidTokenRequest(
             f"invalid token lifetime {lifetime}; it must be positive"
         )
-    wanted = sorted(set(roles or []))
-    missing = set(wanted) - granted_role_names(session, principal)
+    requested_roles = sorted(set(roles or []))
+    missing = set(requested_roles) - granted_role_names(session, principal)
     if missing:
         raise InvalidTokenRequest(
             f"{principal.label} does not hold role(s) {', '.join(sorted(missing))}; "
@@ -139,7 +139,7 @@ def issue_api_token(
         hint=token[len(API_TOKEN_PREFIX) : len(API_TOKEN_PREFIX) + HINT_CHARS],
         principal_type=str(principal.type),
         principal_id=principal.id,
-        roles=wanted,
+        roles=requested_roles,
         description=description,
         created_by=actor,
         created_at=now,
@@ -153,7 +153,7 @@ def issue_api_token(
         action="token.issue",
         target_type="api_token",
         target_id=record.id,
-        details={"principal": principal.label, "roles": wanted},
+        details={"principal": principal.label, "roles": requested_roles},
     )
     return IssuedToken(record, token)
 

@@ -1,6 +1,6 @@
 """Whether a principal may read a secret.
 
-A principal may read secret NAME when one of its roles holds the permission
+A principal may read secret NAME when one of its roles has the permission
 ``keysteward:secrets/NAME:read``. A ``*`` segment in a granted permission
 matches any one segment, so ``keysteward:secrets/*:read`` grants every
 secret. Expired grants, roles outside a token's role subset and inactive
@@ -58,8 +58,8 @@ def authorize_secret_read(
 ) -> AccessDecision:
     """Decide whether ``principal`` may read the secret ``name``.
 
-    NOTE: this should call the authz policy engine once it is available; it
-    reads role grants directly and knows no deny rules or groups.
+    NOTE: this should call the authz policy engine once it is available. It
+    reads role grants directly and ignores deny rules and groups.
     """
     # Reasons name no secret or permission string: they go into event
     # details, which the event log rejects when text looks like a secret.

@@ -1,6 +1,6 @@
 """Encrypted backups of the whole store, portable between SQLite and PostgreSQL.
 
-A backup holds every table of ``Base.metadata`` as JSON, compressed with
+A backup contains every table of ``Base.metadata`` as JSON, compressed with
 zlib and encrypted with AES-256-GCM under a key derived from the master key,
 so restoring needs the same master key. Values are written by column type
 (bytes as base64, times as ISO 8601), so rows read from one backend load
@@ -243,7 +243,7 @@ def restore_backup(
             present = connection.scalar(select(func.count()).select_from(table)) or 0
             if present > seeded.get(table.name, 0):
                 raise BackupError(
-                    f"table {table.name} already holds {present} rows; restore into "
+                    f"table {table.name} already contains {present} rows; restore into "
                     "an empty store (a new KEYSTEWARD_HOME or database)"
                 )
         for table in reversed(Base.metadata.sorted_tables):

@@ -18,7 +18,7 @@ from keysteward.vault.models import Secret
 from keysteward.vault.services import read_secret
 
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# Never handed to the child: whoever holds them can decrypt the whole store.
+# Never passed to the child, because they decrypt the whole store.
 WITHHELD_VARIABLES = (MASTER_KEY_SETTING, PASSPHRASE_SETTING)
 
 

@@ -43,7 +43,7 @@ READ_ACTION = "secret.read"
 
 @dataclass(frozen=True)
 class SecretMetadata:
-    """What a secret belongs to; None leaves a field as it is."""
+    """Links of a secret to the inventory; a None field is left unchanged."""
 
     credential_id: int | None = None
     system_id: int | None = None
@@ -227,10 +227,12 @@ def find_version(session: Session, name: str, version: int | None) -> SecretVers
         query = query.where(SecretVersion.version == version)
     row = session.scalar(query)
     if row is None:
-        which = "a current version" if version is None else f"version {version}"
+        missing_version = (
+            "a current version" if version is None else f"version {version}"
+        )
         raise SecretNotFoundError(
-            f"secret {name!r} has no {which}; `keysteward secret versions {name}` "
-            "lists them"
+            f"secret {name!r} has no {missing_version}; "
+            f"`keysteward secret versions {name}` lists them"
         )
     if row.status == VersionStatus.RETIRED:
         raise SecretNotFoundError(
@@ -253,7 +255,7 @@ def read_secret(
 
     The read event (allowed or denied) is flushed in the caller's transaction
     before the value is returned, so a read whose event cannot be written
-    fails; the caller commits the transaction before it releases the value.
+    fails. The caller must commit the transaction before it releases the value.
     A denial is decided before the secret is looked up, so a denied caller
     cannot tell whether the secret exists.
     """
@@ -298,9 +300,9 @@ def read_secret_as_operator(
     actor: str,
     version: int | None = None,
 ) -> SecretValue:
-    """Decrypt secret ``name`` for a local operator who holds the master key.
+    """Decrypt secret ``name`` for a local operator who has the master key.
 
-    Whoever holds the master key can decrypt the store anyway, so no role
+    Anyone with the master key can decrypt the store anyway, so no role
     check applies, but the read is still recorded as an event.
     """
     row = find_version(session, name, version)

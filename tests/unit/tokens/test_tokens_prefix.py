@@ -29,10 +29,10 @@ def test_generated_tokens_differ() -> None:
 @pytest.mark.parametrize("position", [len(API_TOKEN_PREFIX), 20, -1])
 def test_typo_fails_checksum(position: int) -> None:
     token = generate_api_token()
-    replacement = "A" if token[position] != "A" else "B"
-    typo = token[:position] + replacement + token[position + 1 :]
-    if position < 0:
-        typo = token[:position] + replacement
+    index = position % len(token)
+    replacement = "A" if token[index] != "A" else "B"
+    typo = token[:index] + replacement + token[index + 1 :]
+    assert len(typo) == len(token)
     assert not has_valid_checksum(typo)
 
 
