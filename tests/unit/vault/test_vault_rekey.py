@@ -1,5 +1,10 @@
 """Rekey: rewrap under a new KEK, interrupted midway and resumed."""
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -115,4 +120,56 @@ def test_rekey_twice_retires_both(store: Store, keyring: KeyRing) -> None:
     second = rekey(store, keyring, actor="t")
     assert second.resumed is False
     assert second.retired_kek_ids == [first.kek_id]
+    _assert_all_decrypt(store, keyring)
+
+
+CRASHING_REKEY = """
+import os, sys
+from keysteward.config import Settings
+from keysteward.crypto.keyring import EnvironmentKeyProvider
+from keysteward.db import open_store
+from keysteward.vault.keys import KeyRing
+from keysteward.vault.rekey import rekey
+
+store = open_store(Settings(home=sys.argv[1], database_url=sys.argv[2]))
+keyring = KeyRing(EnvironmentKeyProvider(dict(os.environ)))
+rows = []
+
+def die_in_second_batch(row):
+    rows.append(row.id)
+    if len(rows) == 5:
+        os._exit(9)  # no rollback, no cleanup: as if the process were killed
+
+rekey(store, keyring, actor="t", batch_size=3, after_row=die_in_second_batch)
+"""
+
+
+def test_rekey_resumes_after_killed_process(
+    store: Store, keyring: KeyRing, tmp_path: Path
+) -> None:
+    _fill(store, keyring)
+    (old_kek,) = _kek_ids_in_use(store)
+    provider_environ = keyring.provider.environ  # type: ignore[attr-defined]
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            CRASHING_REKEY,
+            str(tmp_path),
+            store.settings.resolved_database_url,
+        ],
+        env={**os.environ, **provider_environ},
+        check=False,
+        timeout=60,
+    )
+    assert completed.returncode == 9
+    assert len(_kek_ids_in_use(store)) == 2
+    assert _kek(store, old_kek).status == KekStatus.RETIRING
+    _assert_all_decrypt(store, keyring)
+
+    result = rekey(store, keyring, actor="t", batch_size=3)
+    assert result.resumed is True
+    assert result.rewrapped == 4
+    assert _kek_ids_in_use(store) == {result.kek_id}
+    assert _kek(store, old_kek).status == KekStatus.RETIRED
     _assert_all_decrypt(store, keyring)
