@@ -261,3 +261,46 @@ def test_run_unknown_account(home: Path) -> None:
     result = _cli(home, "run", "--as", "ghost", "--", "true")
     assert result.exit_code == 4
     assert "service account 'ghost' not found" in result.stderr
+
+
+def test_passphrase_provider(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    environment = {
+        "KEYSTEWARD_KEY_PROVIDER": "passphrase",
+        "KEYSTEWARD_PASSPHRASE": "correct horse battery staple",
+    }
+    assert _cli(home, "init", env=environment).exit_code == 0
+    params = home / "master-key-params.json"
+    assert params.stat().st_mode & 0o777 == 0o600
+    assert not (home / "master.key").exists()
+    put = _cli(home, "secret", "put", "hubspot", stdin=HUBSPOT_VALUE, env=environment)
+    assert put.exit_code == 0, put.output
+    got = _cli(home, "secret", "get", "hubspot", env=environment)
+    assert got.stdout == HUBSPOT_VALUE
+    wrong = {**environment, "KEYSTEWARD_PASSPHRASE": "wrong horse"}
+    denied = _cli(home, "secret", "get", "hubspot", env=wrong)
+    assert denied.exit_code == 6
+    assert HUBSPOT_VALUE not in denied.output
+
+
+def test_env_provider_missing_key(home: Path) -> None:
+    environment = {"KEYSTEWARD_KEY_PROVIDER": "env", "KEYSTEWARD_MASTER_KEY": ""}
+    result = _cli(home, "secret", "put", "hubspot", stdin="x", env=environment)
+    assert result.exit_code == 3
+    assert "KEYSTEWARD_MASTER_KEY is not set" in result.stderr
+
+
+def test_unknown_provider_named(home: Path) -> None:
+    result = _cli(home, "secret", "list", env={"KEYSTEWARD_KEY_PROVIDER": "kms"})
+    # Listing reads no key, so only commands that decrypt or encrypt fail.
+    assert result.exit_code == 0
+    result = _cli(
+        home,
+        "secret",
+        "put",
+        "hubspot",
+        stdin="x",
+        env={"KEYSTEWARD_KEY_PROVIDER": "kms"},
+    )
+    assert result.exit_code == 3
+    assert "invalid KEYSTEWARD_KEY_PROVIDER='kms'" in result.stderr
