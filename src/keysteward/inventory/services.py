@@ -330,6 +330,9 @@ class InventoryWriter:
         if exact:
             attributes = dict(record.attributes)
         else:
+            # NOTE: merging keeps keys that a fresh export no longer sends
+            # (a cleared disabled_reason stays), because another export of
+            # the same credential may have set them.
             attributes = {**current, **record.attributes}
             scopes = list(current.get(EXPORT_SCOPES) or [])
             if record.export_scope and record.export_scope not in scopes:

@@ -197,3 +197,24 @@ def test_json_syntax_error_names_line(tmp_path: Path) -> None:
     path.write_text('{\n  "data": [\n    {"id": }\n  ]\n}\n', encoding="utf-8")
     with pytest.raises(ImportFileError, match="keys.json: line 3"):
         load_file(path)
+
+
+def test_roster_xlsx(tmp_path: Path) -> None:
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet.append(["First Name", "Last Name", "Email Address", "Last Day", "Slack ID"])
+    sheet.append(["Ann", "Lee", "ann@example.com", None, "U0ANN"])
+    sheet.append(["Bo", "Kim", "bo@example.com", datetime(2026, 1, 31), "U0BO"])
+    path = tmp_path / "hr.xlsx"
+    workbook.save(path)
+    loaded = load_file(path)
+    importer = detect_importer(loaded)
+    assert importer.format == "people.roster"
+    ann, bo = importer.parse(loaded).people
+    assert ann.name == "Ann Lee"
+    assert ann.status == "active"
+    assert ann.accounts == [("slack", "U0ANN")]
+    assert bo.status == "departed"
+    assert bo.departed_on is not None
+    assert bo.departed_on.isoformat() == "2026-01-31"
