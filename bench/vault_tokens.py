@@ -289,7 +289,8 @@ def render_section(
         f"SHA-256 of an API token {floors['sha256']:,.0f}/s.",
         "",
         "- *API token verify*: `authenticate_api_token` in its own transaction "
-        "(checksum, SHA-256, indexed lookup, last-used update, commit).",
+        "(checksum, SHA-256, indexed lookup, commit; last-used time rewritten at "
+        "most once a minute).",
         "- *access token verify*: `verify_access_token`, HS256 JWT, no store.",
         "- *secret read*: `read_secret` in its own transaction (role check, KEK and "
         "data key unwrap, decrypt, read event, commit).",

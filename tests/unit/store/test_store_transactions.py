@@ -1,5 +1,7 @@
 """run_transaction: repeat a transaction that lost a write conflict."""
 
+import threading
+
 import pytest
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -24,7 +26,7 @@ def test_sqlite_conflict_retried(sqlite_store: Store) -> None:
         session.flush()
         return len(attempts)
 
-    assert run_transaction(sqlite_store, work) == 2
+    assert run_transaction(sqlite_store, work, lock_first=False) == 2
     with sqlite_store.session() as session:
         keys = set(session.scalars(select(StoreMeta.key)))
     assert keys == {"other", "mine"}
@@ -43,3 +45,29 @@ def test_other_errors_not_retried(store: Store) -> None:
     with pytest.raises(IntegrityError):
         run_transaction(store, work)
     assert attempts == [1]
+
+
+def test_sqlite_lock_first_serializes(sqlite_store: Store) -> None:
+    """Concurrent read-then-write transactions all commit on the first try."""
+    with sqlite_store.session() as session:
+        session.add(StoreMeta(key="counter", value="0"))
+    attempts: list[int] = []
+
+    def increment(session: Session) -> None:
+        attempts.append(1)
+        row = session.get_one(StoreMeta, "counter")
+        row.value = str(int(row.value) + 1)
+
+    threads = [
+        threading.Thread(
+            target=lambda: [run_transaction(sqlite_store, increment) for _ in range(20)]
+        )
+        for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    with sqlite_store.session() as session:
+        assert session.get_one(StoreMeta, "counter").value == "80"
+    assert len(attempts) == 80
