@@ -6,7 +6,7 @@
 Example Widgets has 40 people (8 of them departed), 15 systems and about
 200 credentials spread over the export formats keysteward reads. Every
 name, id, address and hint is invented (example.com addresses, ids marked
-EXAMPLE or fake); no file holds a secret. "Now" is 2026-12-04.
+EXAMPLE or fake), and no file contains a secret. "Now" is 2026-12-04.
 
 Most credentials are healthy. The problems listed in ``PLANTED`` are placed
 on purpose and written to planted.json with the severity the audit should
