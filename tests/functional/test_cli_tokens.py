@@ -103,7 +103,7 @@ def test_token_issue_list_revoke(home: Path) -> None:
     rows = json.loads(listing.stdout)
     assert len(rows) == 1
     assert token not in listing.stdout
-    assert rows[0]["principal"] == "service_account:1"
+    assert rows[0]["principal"] == "service_account:crm-sync"
     assert rows[0]["revoked_at"] is None
 
     assert _cli(home, "token", "revoke", str(rows[0]["id"])).exit_code == 0

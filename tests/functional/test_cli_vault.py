@@ -220,6 +220,7 @@ def test_run_injects_only_allowed(home: Path, tmp_path: Path) -> None:
         ("slack", "denied"),
     ]
     assert all(e.actor == "service_account:crm-sync" for e in events)
+    assert all(e.source_address.startswith("local:") for e in events)
 
 
 def test_run_default_names_and_no_master_key(home: Path, tmp_path: Path) -> None:
@@ -304,3 +305,11 @@ def test_unknown_provider_named(home: Path) -> None:
     )
     assert result.exit_code == 3
     assert "invalid KEYSTEWARD_KEY_PROVIDER='kms'" in result.stderr
+
+
+def test_serve_without_key_fails_fast(home: Path) -> None:
+    (home / "master.key").unlink()
+    result = _cli(home, "serve", "--port", "8699")
+    assert result.exit_code == 3
+    assert "master key file" in result.stderr
+    assert "keysteward init" in result.stderr

@@ -20,9 +20,14 @@ def serve(
     import uvicorn
 
     from keysteward.app import create_app
+    from keysteward.vault.keys import keyring_for_home
 
     state = state_of(ctx)
-    app = create_app(state.settings, store=state.store)
+    keyring = keyring_for_home(state.settings.home)
+    # Read the master key now, so a missing key or a passphrase prompt
+    # happens before the server starts, not on its first request.
+    keyring.master_key()
+    app = create_app(state.settings, store=state.store, keyring=keyring)
     # NOTE: TLS is left to a reverse proxy; bind to 127.0.0.1 unless one is
     # in front, because tokens and secrets cross this connection.
     uvicorn.run(app, host=host, port=port, log_level=state.settings.log_level.lower())

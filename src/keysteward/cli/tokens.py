@@ -94,14 +94,19 @@ def token_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
     from rich.table import Table
 
     from keysteward.tokens.prefix import API_TOKEN_PREFIX
+    from keysteward.tokens.principals import principal_names
     from keysteward.tokens.services import list_api_tokens
 
     with state_of(ctx).store.session() as session:
+        names = principal_names(session)
         rows = [
             {
                 "id": record.id,
                 "hint": f"{API_TOKEN_PREFIX}{record.hint}...",
-                "principal": f"{record.principal_type}:{record.principal_id}",
+                "principal": names.get(
+                    (record.principal_type, record.principal_id),
+                    f"{record.principal_type}:{record.principal_id} (deleted)",
+                ),
                 "roles": record.roles,
                 "description": record.description,
                 "created_at": record.created_at,

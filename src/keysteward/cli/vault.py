@@ -1,6 +1,7 @@
 """Vault commands: ``secret ...``, ``rekey``, ``backup``, ``restore`` and ``run``."""
 
 import getpass
+import socket
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -48,6 +49,11 @@ def register(app: typer.Typer) -> None:
 def operator_actor() -> str:
     """Return the event actor for a command run by a local operator."""
     return f"operator:{getpass.getuser()}"
+
+
+def local_source() -> str:
+    """Return the event source for a read made on this machine."""
+    return f"local:{socket.gethostname()}"[:100]
 
 
 def _keyring(state: CliState) -> Any:
@@ -188,7 +194,12 @@ def secret_get(
     try:
         with state.store.session() as session:
             read = read_secret_as_operator(
-                session, keyring, name, actor=operator_actor(), version=version
+                session,
+                keyring,
+                name,
+                actor=operator_actor(),
+                version=version,
+                source=local_source(),
             )
     except DecryptionError:
         raise DecryptionFailedError(DECRYPTION_FAILED) from None
@@ -391,5 +402,6 @@ def run(
         command,
         env_map=env_map,
         warn=lambda message: error_console.print(f"warning: {message}"),
+        source=local_source(),
     )
     raise typer.Exit(code)

@@ -88,3 +88,15 @@ def load_principal(
             return None
         return Principal(PrincipalType.PERSON, person.id, person.email, role_limit)
     return None
+
+
+def principal_names(session: Session) -> dict[tuple[str, int], str]:
+    """Return the ``type:name`` label of every principal by (type, id)."""
+    labels: dict[tuple[str, int], str] = {}
+    for account_id, name in session.execute(
+        select(ServiceAccount.id, ServiceAccount.name)
+    ):
+        labels[(PrincipalType.SERVICE_ACCOUNT, account_id)] = f"service_account:{name}"
+    for person_id, email in session.execute(select(Person.id, Person.email)):
+        labels[(PrincipalType.PERSON, person_id)] = f"person:{email}"
+    return labels

@@ -62,6 +62,7 @@ def collect_secrets(
     principal: Principal,
     mapping: Mapping[str, str] | None,
     warn: Callable[[str], None],
+    source: str | None = None,
 ) -> dict[str, str]:
     """Read the secrets ``principal`` may read; return them by variable name.
 
@@ -74,7 +75,9 @@ def collect_secrets(
             names = session.scalars(select(Secret.name).order_by(Secret.name))
             mapping = {default_env_name(name): name for name in names}
         for variable, name in mapping.items():
-            read = read_secret(session, keyring, principal, name, via="run")
+            read = read_secret(
+                session, keyring, principal, name, source=source, via="run"
+            )
             if read.secret is None:
                 warn(f"{principal.label} may not read secret {name}; {variable} unset")
                 continue
@@ -96,6 +99,7 @@ def run_with_secrets(
     *,
     env_map: Path | None,
     warn: Callable[[str], None],
+    source: str | None = None,
 ) -> int:
     """Start ``command`` with the account's secrets in its environment.
 
@@ -110,7 +114,7 @@ def run_with_secrets(
     mapping = load_env_map(env_map) if env_map is not None else None
     with store.session() as session:
         principal = find_principal(session, f"service_account:{service_account}")
-    injected = collect_secrets(store, keyring, principal, mapping, warn)
+    injected = collect_secrets(store, keyring, principal, mapping, warn, source)
     environment = {
         key: value for key, value in os.environ.items() if key not in WITHHELD_VARIABLES
     }

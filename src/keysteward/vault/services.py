@@ -299,6 +299,7 @@ def read_secret_as_operator(
     *,
     actor: str,
     version: int | None = None,
+    source: str | None = None,
 ) -> SecretValue:
     """Decrypt secret ``name`` for a local operator who has the master key.
 
@@ -314,6 +315,7 @@ def read_secret_as_operator(
         target_type="secret",
         target_id=name,
         outcome="allowed",
+        source_address=source,
         details={"version": row.version, "via": "operator", "reason": "master key"},
     )
     session.flush()
