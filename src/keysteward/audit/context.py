@@ -6,10 +6,13 @@ the database and a 100,000-credential audit stays in memory.
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from keysteward.audit.config import AuditConfig, Thresholds
 from keysteward.credentials.models import Privilege
+
+if TYPE_CHECKING:
+    from keysteward.audit.departures import DepartedReader
 
 PRIVILEGE_RANK: dict[str, int] = {
     Privilege.UNKNOWN: 0,
@@ -125,6 +128,8 @@ class AuditContext:
     config: AuditConfig
     # Active credentials per fingerprint, over the whole inventory.
     fingerprint_holders: dict[str, list[DuplicatePlace]] = field(default_factory=dict)
+    # Credential id -> departed people who read its vault secret before leaving.
+    departed_readers: dict[int, list["DepartedReader"]] = field(default_factory=dict)
     _thresholds: dict[str, Thresholds] = field(default_factory=dict)
 
     @property

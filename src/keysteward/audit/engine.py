@@ -15,6 +15,7 @@ from typing import Any
 
 from keysteward.audit.config import AuditConfig
 from keysteward.audit.context import AuditContext, CredentialView
+from keysteward.audit.departures import load_departed_readers
 from keysteward.audit.loader import Inventory, load_inventory
 from keysteward.audit.persistence import store_findings
 from keysteward.audit.ranking import credential_factors, rank_key
@@ -63,6 +64,7 @@ def run_audit(
             as_of=as_of,
             config=config,
             fingerprint_holders=inventory.fingerprint_holders,
+            departed_readers=load_departed_readers(session, inventory.people, as_of),
         )
         findings = evaluate(inventory.credentials, context, progress)
         scope_id = inventory.scope_system.id if inventory.scope_system else None

@@ -5,7 +5,7 @@ credentials in scope, and the credentials that share a fingerprint.
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -34,6 +34,7 @@ class Inventory:
     fingerprint_holders: dict[str, list[DuplicatePlace]]
     # The system the audit is limited to, or None for the whole inventory.
     scope_system: SystemView | None
+    people: dict[int, PersonView] = field(default_factory=dict)
 
 
 def load_inventory(session: Session, system_name: str | None = None) -> Inventory:
@@ -47,7 +48,7 @@ def load_inventory(session: Session, system_name: str | None = None) -> Inventor
     scope = _find_system(systems, system_name)
     credentials = list(_load_credentials(session, people, accounts, systems, scope))
     holders = _load_fingerprint_holders(session, systems)
-    return Inventory(credentials, systems, holders, scope)
+    return Inventory(credentials, systems, holders, scope, people)
 
 
 def _find_system(

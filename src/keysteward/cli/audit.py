@@ -116,7 +116,9 @@ def audit(
     from keysteward.findings.models import FindingStatus, Severity
 
     if json_output and csv_output:
-        raise InvalidInputError("choose one of --json and --csv, not both")
+        raise InvalidInputError(
+            "invalid options: --json and --csv cannot be used together; pass one"
+        )
     _check_severity("--fail-on", fail_on)
     moment = parse_as_of(as_of)
     state = state_of(ctx)
@@ -220,7 +222,10 @@ def list_findings(
     ] = None,
     run: Annotated[
         int | None,
-        typer.Option("--run", help="Every finding of this audit run id instead."),
+        typer.Option(
+            "--run",
+            help="List every finding of this audit run id, whatever its status.",
+        ),
     ] = None,
     limit: Annotated[
         int | None, typer.Option("--limit", min=1, help="Show only the first N.")

@@ -40,9 +40,9 @@ def render_html(
 ) -> str:
     """Return the report page for one audit run.
 
-    ``findings`` are the rows listed; ``charted`` (default: the same) are the
-    findings the per-system and per-owner charts count, so a report limited
-    to the first rows still charts the whole run.
+    ``findings`` are the rows listed. ``charted`` (default: the same list)
+    are the findings that the per-system and per-owner charts count, so a
+    report limited to the first rows can still chart the whole run.
     """
     charted = findings if charted is None else charted
     template = _environment().get_template("report.html.j2")
@@ -67,6 +67,6 @@ def write_html(path: Path, page: str) -> None:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise InvalidInputError(
-            f"cannot write the HTML report to {path}: {exc.strerror}; "
+            f"failed to write the HTML report to {path}: {exc.strerror}; "
             "pass --html with a writable file path"
         ) from None

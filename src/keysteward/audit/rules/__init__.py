@@ -3,7 +3,14 @@
 Importing this package registers every rule in ``RULES``.
 """
 
-from keysteward.audit.rules import access, exposure, lifecycle, people, systems
+from keysteward.audit.rules import (
+    access,
+    departures,
+    exposure,
+    lifecycle,
+    people,
+    systems,
+)
 from keysteward.audit.rules._base import (
     RULES,
     SEVERITY_ORDER,
@@ -20,6 +27,7 @@ __all__ = [
     "Hit",
     "access",
     "at_least",
+    "departures",
     "exposure",
     "lifecycle",
     "people",

@@ -19,6 +19,8 @@ def rotation_overdue(
         return None
     age = context.days_since(credential.rotation_reference)
     limit = thresholds.rotation_max_age_days
+    # NOTE: a credential whose source gives neither a creation nor a rotation
+    # date cannot be judged here and gets no rotation finding.
     if age is None or age <= limit:
         return None
     severity = Severity.MEDIUM if age > 2 * limit else Severity.LOW
