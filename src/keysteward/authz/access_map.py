@@ -1,8 +1,8 @@
 """The access map: who can do what, with which credentials, and when last used.
 
 ``build_access_map`` gathers every service account and person, the roles
-they hold (directly or through groups), the permissions those grant per
-system, the credentials the inventory says they hold, and the latest use.
+they have (directly or through groups), the permissions those grant per
+system, the credentials the inventory lists for them, and the latest use.
 ``render_markdown`` and ``render_html`` format it; the HTML page is
 self-contained, with an SVG graph of principal -> role -> system drawn on
 the server, so it opens offline and in mail archives.

@@ -1,11 +1,16 @@
 """The decision engine: a compiled, immutable index of the policy.
 
-``compile_policy`` turns a ``Policy`` into a ``PolicyIndex`` keyed by
-``(principal, system, action)``. Each key maps to the literal resources
-granted (a dict) and the wildcard patterns (a short tuple), for grants and
-deny rules separately. Role includes, group membership and ``admin``
-implying read, write and delete are all expanded at build time, so a check
-is a few dictionary lookups, and repeated checks hit a memo of decisions.
+``compile_policy`` turns a ``Policy`` into a ``PolicyIndex``: grants and
+role deny rules keyed by ``(role, system, action)``, principal and everyone
+deny rules keyed by ``(principal, system, action)``, and for each principal
+the roles in effect for it. Each key maps to the literal resources (a dict)
+and the wildcard patterns (a short list). Role includes, group membership
+and ``admin`` implying read, write and delete are expanded at build time, so
+a check is one dictionary lookup per role the principal holds, and a
+repeated check is one lookup in a memo of decisions.
+
+Indexing per role rather than per principal keeps a rebuild cheap: its cost
+grows with grants plus assignments, not with their product.
 
 Rules:
 
@@ -31,8 +36,8 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -118,12 +123,29 @@ class Decision:
     allowed: bool
     principal: str
     permission: str
-    reason: str
+    # Set for decisions that no grant or deny rule explains (an invalid
+    # request, nothing granted). Other reasons are built from ``grant`` or
+    # ``deny`` on first read, which keeps string formatting off the check path.
+    note: str | None = None
     grant: GrantSource | None = None
     deny: DenySource | None = None
 
     def __bool__(self) -> bool:
         return self.allowed
+
+    @property
+    def reason(self) -> str:
+        if self.deny is not None:
+            return self.deny.describe()
+        if self.grant is not None:
+            return self.grant.describe()
+        if self.note is not None:
+            return self.note
+        if self.allowed:
+            return "allowed"
+        return (
+            f"no grant of {self.principal} covers {self.permission} (deny by default)"
+        )
 
     @property
     def outcome(self) -> str:
@@ -159,9 +181,11 @@ class Decision:
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
+    """One permission of a rule set: a grant's text, or a deny rule's source."""
+
     pattern: PermissionPattern
-    source: GrantSource | DenySource
-    expires_at: datetime | None
+    permission: str
+    deny: DenySource | None = None
 
 
 @dataclass
@@ -175,42 +199,59 @@ class _RuleSet:
         else:
             self.patterns.append(entry)
 
-    def matching(
-        self, request: AccessRequest, *, for_deny: bool, now: datetime | None
-    ) -> Iterable[_Entry]:
-        for entry in self.exact.get(request.resource, ()):
-            if _unexpired(entry, now):
-                yield entry
+    def first_match(self, request: AccessRequest, *, for_deny: bool) -> _Entry | None:
+        found = self.exact.get(request.resource)
+        if found:
+            return found[0]
         for entry in self.patterns:
-            if _unexpired(entry, now) and entry.pattern.matches_resource(
-                request.segments, for_deny=for_deny
-            ):
-                yield entry
+            if entry.pattern.matches_resource(request.segments, for_deny=for_deny):
+                return entry
+        return None
 
 
-def _unexpired(entry: _Entry, now: datetime | None) -> bool:
-    return entry.expires_at is None or now is None or now < entry.expires_at
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A role in effect for a principal: reached through ``path`` from a role
+    assigned to ``assignee`` (the principal itself, or ``via_group``)."""
+
+    role: str
+    path: tuple[str, ...]
+    assignee: str
+    via_group: str | None
+    expires_at: datetime | None
+
+    def in_force(self, now: datetime) -> bool:
+        return self.expires_at is None or now < self.expires_at
 
 
 _Key = tuple[str, str, str]
 
 
 class PolicyIndex:
-    """A compiled policy; build it with ``compile_policy``."""
+    """A compiled policy; build it with ``compile_policy``.
+
+    Grants and role deny rules are indexed per ``(role, system, action)``,
+    and each principal maps to the roles in effect for it (includes and
+    groups already expanded), so a check is one lookup per held role plus
+    the principal's own deny rules. Repeated checks hit the decision memo.
+    """
 
     def __init__(
         self,
-        allows: dict[_Key, _RuleSet],
-        denies: dict[_Key, _RuleSet],
-        principals: frozenset[str],
+        role_allows: dict[_Key, _RuleSet],
+        role_denies: dict[_Key, _RuleSet],
+        principal_denies: dict[_Key, _RuleSet],
+        held: dict[str, tuple[_Held, ...]],
         *,
         version: int = 0,
         built_at: datetime,
         valid_until: datetime | None,
     ) -> None:
-        self._allows = allows
-        self._denies = denies
-        self.principals = principals
+        self._role_allows = role_allows
+        self._role_denies = role_denies
+        self._principal_denies = principal_denies
+        self._held = held
+        self.principals = frozenset(held)
         self.version = version
         self.built_at = built_at
         # The earliest assignment expiry after the build: memoized decisions
@@ -263,40 +304,85 @@ class PolicyIndex:
             parse_principal(principal)
             request = parse_request(permission)
         except (InvalidPrincipalError, InvalidPermissionError) as exc:
-            return Decision(False, principal, permission, f"invalid request: {exc}")
+            return Decision(
+                False, principal, permission, note=f"invalid request: {exc}"
+            )
+        held: Sequence[_Held] = self._held.get(principal, ())
+        if self.valid_until is not None:
+            held = [h for h in held if h.in_force(now)]
 
-        for holder in (principal, EVERYONE):
-            rules = self._denies.get((holder, request.system, request.action))
-            if rules is None:
-                continue
-            for entry in rules.matching(request, for_deny=True, now=now):
-                deny = entry.source
-                assert isinstance(deny, DenySource)
-                if deny.applies(context):
-                    return Decision(
-                        False, principal, permission, deny.describe(), deny=deny
-                    )
+        deny = self._find_deny(principal, request, held, context)
+        if deny is not None:
+            return Decision(False, principal, permission, deny=deny)
 
-        rules = self._allows.get((principal, request.system, request.action))
-        if rules is not None:
-            for entry in rules.matching(request, for_deny=False, now=now):
-                grant = entry.source
-                assert isinstance(grant, GrantSource)
-                return Decision(
-                    True, principal, permission, grant.describe(), grant=grant
+        for holding in held:
+            rules = self._role_allows.get(
+                (holding.role, request.system, request.action)
+            )
+            entry = rules.first_match(request, for_deny=False) if rules else None
+            if entry is not None:
+                grant = GrantSource(
+                    principal=holding.assignee,
+                    role=holding.path[0],
+                    role_path=holding.path,
+                    permission=entry.permission,
+                    via_group=holding.via_group,
+                    expires_at=holding.expires_at,
                 )
+                return Decision(True, principal, permission, grant=grant)
 
         if principal not in self.principals:
-            reason = f"{principal} has no assignments (deny by default)"
-        else:
-            reason = f"no grant of {principal} covers {permission} (deny by default)"
-        return Decision(False, principal, permission, reason)
+            note = f"{principal} has no assignments (deny by default)"
+            return Decision(False, principal, permission, note=note)
+        return Decision(False, principal, permission)
+
+    def _find_deny(
+        self,
+        principal: str,
+        request: AccessRequest,
+        held: Sequence[_Held],
+        context: Mapping[str, Any] | None,
+    ) -> DenySource | None:
+        system, action = request.system, request.action
+        for who in (principal, EVERYONE):
+            rules = self._principal_denies.get((who, system, action))
+            if rules is not None:
+                deny = _first_applying(rules, request, context)
+                if deny is not None:
+                    return deny
+        for holding in held:
+            rules = self._role_denies.get((holding.role, system, action))
+            if rules is not None:
+                deny = _first_applying(rules, request, context)
+                if deny is not None:
+                    return replace(
+                        deny, role_path=holding.path, via_group=holding.via_group
+                    )
+        return None
+
+
+def _first_applying(
+    rules: _RuleSet, request: AccessRequest, context: Mapping[str, Any] | None
+) -> DenySource | None:
+    for entry in _all_matches(rules, request):
+        if entry.deny is not None and entry.deny.applies(context):
+            return entry.deny
+    return None
+
+
+def _all_matches(rules: _RuleSet, request: AccessRequest) -> Iterable[_Entry]:
+    # Deny rules with an ``unless`` condition may not apply, so every match is
+    # tried in turn instead of only the first.
+    yield from rules.exact.get(request.resource, ())
+    for entry in rules.patterns:
+        if entry.pattern.matches_resource(request.segments, for_deny=True):
+            yield entry
 
 
 def role_closure(policy: Policy, role: str) -> list[tuple[str, tuple[str, ...]]]:
     """List ``role`` and every role it includes, each with its include path.
 
-    Breadth-first, so each role comes with its shortest path; a role already
+    Breadth-first, so each role comes with its shortest path. A role already
     visited is skipped, so a cycle ends the walk instead of recursing.
     """
     found: list[tuple[str, tuple[str, ...]]] = []
@@ -317,7 +403,7 @@ def role_closure(policy: Policy, role: str) -> list[tuple[str, tuple[str, ...]]]
 
 @dataclass(frozen=True, slots=True)
 class _Holding:
-    """A role that a principal holds, directly or through a group."""
+    """A role assigned to a principal, directly or through a group."""
 
     principal: str
     role: str
@@ -325,11 +411,15 @@ class _Holding:
     expires_at: datetime | None
 
 
-def _holdings(policy: Policy, now: datetime) -> dict[str, list[_Holding]]:
-    members_by_group: dict[str, list[str]] = {}
-    for group in policy.groups.values():
-        members_by_group[f"{PrincipalKind.GROUP}:{group.name}"] = list(group.members)
+def _group_members(policy: Policy) -> dict[str, tuple[str, ...]]:
+    return {
+        f"{PrincipalKind.GROUP}:{group.name}": tuple(group.members)
+        for group in policy.groups.values()
+    }
 
+
+def _holdings(policy: Policy, now: datetime) -> dict[str, list[_Holding]]:
+    members_by_group = _group_members(policy)
     holdings: dict[str, list[_Holding]] = {}
     for assignment in policy.assignments:
         expires_at = as_utc(assignment.expires_at)
@@ -350,11 +440,10 @@ def _holdings(policy: Policy, now: datetime) -> dict[str, list[_Holding]]:
     return holdings
 
 
-def _add(
-    index: dict[_Key, _RuleSet], holder: str, pattern: PermissionPattern, entry: _Entry
-) -> None:
-    for action in covered_actions(pattern.action):
-        index.setdefault((holder, pattern.system, action), _RuleSet()).add(entry)
+def _add(index: dict[_Key, _RuleSet], owner: str, entry: _Entry) -> None:
+    for action in covered_actions(entry.pattern.action):
+        key = (owner, entry.pattern.system, action)
+        index.setdefault(key, _RuleSet()).add(entry)
 
 
 def compile_policy(
@@ -363,73 +452,58 @@ def compile_policy(
     """Build the index for ``policy`` as of ``now``.
 
     Assignments already expired at ``now`` are left out. Raises
-    InvalidPermissionError for a permission that does not parse; validate the
-    policy first (``policy.validate_policy``) for errors with file lines.
+    InvalidPermissionError for a permission that does not parse. Validate a
+    policy file first (``policy.parse_policy_text``) for errors with lines.
     """
     built_at = as_utc(now) or utcnow()
-    patterns: dict[str, PermissionPattern] = {}
+    role_allows: dict[_Key, _RuleSet] = {}
+    role_denies: dict[_Key, _RuleSet] = {}
+    principal_denies: dict[_Key, _RuleSet] = {}
+    for name, spec in policy.roles.items():
+        for text in dict.fromkeys(spec.permissions):
+            _add(role_allows, name, _Entry(parse_pattern(text), text))
 
-    def parsed(text: str) -> PermissionPattern:
-        if text not in patterns:
-            patterns[text] = parse_pattern(text)
-        return patterns[text]
-
-    allows: dict[_Key, _RuleSet] = {}
-    denies: dict[_Key, _RuleSet] = {}
-    closures: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
-    role_denies: dict[str, list[DenySpec]] = {}
+    members_by_group = _group_members(policy)
     for deny in policy.denies:
+        entry = _Entry(parse_pattern(deny.permission), deny.permission)
         if deny.role is not None:
-            role_denies.setdefault(deny.role, []).append(deny)
+            _add(role_denies, deny.role, replace(entry, deny=_deny_source(deny, None)))
+            continue
+        target = deny.principal or EVERYONE
+        _add(principal_denies, target, replace(entry, deny=_deny_source(deny, None)))
+        for member in members_by_group.get(target, ()):
+            source = _deny_source(deny, target)
+            _add(principal_denies, member, replace(entry, deny=source))
 
-    holdings = _holdings(policy, built_at)
-    for principal, held in holdings.items():
-        for holding in held:
+    closures: dict[str, list[tuple[str, tuple[str, ...]]]] = {}
+    held: dict[str, tuple[_Held, ...]] = {}
+    expiries = []
+    for principal, holdings in _holdings(policy, built_at).items():
+        effective: dict[tuple[str, str | None, datetime | None], _Held] = {}
+        for holding in holdings:
+            if holding.expires_at is not None:
+                expiries.append(holding.expires_at)
             if holding.role not in closures:
                 closures[holding.role] = role_closure(policy, holding.role)
             for role_name, path in closures[holding.role]:
-                spec = policy.roles.get(role_name)
-                for text in spec.permissions if spec else ():
-                    grant = GrantSource(
-                        principal=holding.principal,
-                        role=holding.role,
-                        role_path=path,
-                        permission=text,
-                        via_group=holding.via_group,
-                        expires_at=holding.expires_at,
-                    )
-                    entry = _Entry(parsed(text), grant, holding.expires_at)
-                    _add(allows, principal, entry.pattern, entry)
-                for deny in role_denies.get(role_name, ()):
-                    source = _deny_source(deny, path, holding.via_group)
-                    entry = _Entry(parsed(deny.permission), source, holding.expires_at)
-                    _add(denies, principal, entry.pattern, entry)
+                key = (role_name, holding.via_group, holding.expires_at)
+                effective.setdefault(
+                    key,
+                    _Held(
+                        role_name,
+                        path,
+                        holding.principal,
+                        holding.via_group,
+                        holding.expires_at,
+                    ),
+                )
+        held[principal] = tuple(effective.values())
 
-    members_by_group = {
-        f"{PrincipalKind.GROUP}:{group.name}": group.members
-        for group in policy.groups.values()
-    }
-    for deny in policy.denies:
-        if deny.role is not None:
-            continue
-        target = deny.principal or EVERYONE
-        holders: list[tuple[str, str | None]] = [(target, None)]
-        holders += [(member, target) for member in members_by_group.get(target, ())]
-        for holder, via_group in holders:
-            source = _deny_source(deny, (), via_group)
-            entry = _Entry(parsed(deny.permission), source, None)
-            _add(denies, holder, entry.pattern, entry)
-
-    expiries = [
-        holding.expires_at
-        for held in holdings.values()
-        for holding in held
-        if holding.expires_at is not None
-    ]
     return PolicyIndex(
-        allows,
-        denies,
-        frozenset(holdings),
+        role_allows,
+        role_denies,
+        principal_denies,
+        held,
         version=version,
         built_at=built_at,
         valid_until=min(expiries) if expiries else None,
@@ -439,7 +513,7 @@ def compile_policy(
 def grants_by_principal(
     policy: Policy, now: datetime | None = None
 ) -> dict[str, list[GrantSource]]:
-    """List every grant each principal holds at ``now``, with its provenance.
+    """List every grant each principal has at ``now``, with its provenance.
 
     Groups appear as principals too, and their members list the group's
     grants with ``via_group`` set.
@@ -467,13 +541,10 @@ def grants_by_principal(
     return found
 
 
-def _deny_source(
-    deny: DenySpec, role_path: tuple[str, ...], via_group: str | None
-) -> DenySource:
+def _deny_source(deny: DenySpec, via_group: str | None) -> DenySource:
     return DenySource(
         target=deny.target,
         permission=deny.permission,
-        role_path=role_path,
         via_group=via_group,
         unless=tuple(
             (name, frozenset(values)) for name, values in sorted(deny.unless.items())

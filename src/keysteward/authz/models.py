@@ -136,9 +136,9 @@ class DenyRule(Base):
 class PolicyState(Base):
     """The one row that versions the stored policy.
 
-    ``version`` grows by one on every apply, so processes holding a compiled
-    index can tell it is stale; ``digest`` is the SHA-256 of the policy's
-    canonical form, which exported files record as their base.
+    ``version`` grows by one on every apply, so a process with a compiled
+    index can tell that it is stale. ``digest`` is the SHA-256 of the
+    policy's canonical form, which exported files record as their base.
     """
 
     __tablename__ = "authz_policy_state"

@@ -3,8 +3,9 @@
 A permission names a system, a resource inside it and an action, such as
 ``hubspot:contacts:read`` or ``drive:reports/2026/q1:write``. Resources are
 hierarchical, with ``/`` between segments. In grants and deny rules a segment
-may be ``*`` (exactly one segment) and the last segment may be ``**`` (one or
-more further segments); requests never contain wildcards.
+may be ``*``, which matches exactly one segment. The last segment may be
+``**``, which matches one or more further segments. Requests never contain
+wildcards.
 
 Matching is exact: case, separators and Unicode code points must be equal.
 Input that could name one resource in two spellings is rejected instead of
@@ -44,6 +45,15 @@ MAX_PRINCIPAL_NAME_LENGTH = 320
 
 _SYSTEM_PATTERN = re.compile(r"[a-z0-9][a-z0-9_.-]*")
 _ACTION_PATTERN = re.compile(r"[a-z][a-z0-9_-]*")
+# The common all-ASCII request, checked by one regex. It accepts a strict
+# subset of what the full parser accepts, and anything else (Unicode, '.'
+# segments, over-long parts) takes the full parser, so both agree.
+_FAST_SEGMENT = r"[A-Za-z0-9_~@+=,!$&'().-]+"
+_FAST_REQUEST = re.compile(
+    rf"([a-z0-9][a-z0-9_.-]{{0,99}}):((?:{_FAST_SEGMENT}/)*{_FAST_SEGMENT})"
+    r":([a-z][a-z0-9_-]{0,19})"
+)
+_FAST_PRINCIPAL = re.compile(r"(service_account|person|group):[A-Za-z0-9_.@+-]{1,320}")
 # Characters never allowed in a resource segment, besides whitespace and
 # control characters: separators, percent-encoding and wildcard fragments.
 _FORBIDDEN_SEGMENT_CHARACTERS = frozenset(":/%*\\?#")
@@ -242,6 +252,11 @@ def parse_pattern(text: str) -> PermissionPattern:
 
 def parse_request(text: str) -> AccessRequest:
     """Parse a permission being checked; raise InvalidPermissionError if invalid."""
+    matched = _FAST_REQUEST.fullmatch(text) if isinstance(text, str) else None
+    if matched is not None and len(matched[2]) <= MAX_RESOURCE_LENGTH:
+        segments = tuple(matched[2].split("/"))
+        if "." not in segments and ".." not in segments:
+            return AccessRequest(matched[1], segments, matched[3])
     system, segments, action = _parse_parts(text, wildcards=False)
     return AccessRequest(system, segments, action)
 
@@ -257,6 +272,13 @@ def parse_principal(text: str) -> tuple[str, str]:
     Names are case-sensitive and never trimmed or normalized, for the same
     reason as resources: one principal must have exactly one spelling.
     """
+    if isinstance(text, str) and _FAST_PRINCIPAL.fullmatch(text):
+        kind, _, name = text.partition(":")
+        return kind, name
+    return _parse_principal_full(text)
+
+
+def _parse_principal_full(text: str) -> tuple[str, str]:
     if not isinstance(text, str):
         raise InvalidPrincipalError(f"invalid principal {text!r}: expected kind:name")
     kind, separator, name = text.partition(":")

@@ -532,11 +532,7 @@ def load_policy_file(path: Path) -> PolicyFile:
     return parse_policy_text(text, str(path))
 
 
-def dump_policy(policy: Policy, base: str | None) -> str:
-    """Write ``policy`` as YAML that ``parse_policy_text`` reads back equal."""
-    document: dict[str, Any] = {}
-    if base is not None:
-        document["base"] = base
+def _dump_roles(policy: Policy) -> dict[str, Any]:
     roles: dict[str, Any] = {}
     for name, role in sorted(policy.roles.items()):
         entry: dict[str, Any] = {}
@@ -546,19 +542,24 @@ def dump_policy(policy: Policy, base: str | None) -> str:
         if role.includes:
             entry["includes"] = sorted(set(role.includes))
         roles[name] = entry
-    document["roles"] = roles
+    return roles
+
+
+def _dump_groups(policy: Policy) -> dict[str, Any]:
     groups: dict[str, Any] = {}
     for name, group in sorted(policy.groups.items()):
-        group_entry: dict[str, Any] = {}
+        entry: dict[str, Any] = {}
         if group.description:
-            group_entry["description"] = group.description
-        group_entry["members"] = sorted(set(group.members))
-        groups[name] = group_entry
-    document["groups"] = groups
+            entry["description"] = group.description
+        entry["members"] = sorted(set(group.members))
+        groups[name] = entry
+    return groups
+
+
+def _dump_assignments(policy: Policy) -> list[dict[str, Any]]:
     assignments = []
-    for assignment in sorted(
-        set(policy.assignments), key=lambda a: (a.principal, a.role)
-    ):
+    ordered = sorted(set(policy.assignments), key=lambda a: (a.principal, a.role))
+    for assignment in ordered:
         item: dict[str, Any] = {
             "principal": assignment.principal,
             "role": assignment.role,
@@ -567,33 +568,47 @@ def dump_policy(policy: Policy, base: str | None) -> str:
             expires = assignment.expires_at.astimezone(UTC)
             item["expires"] = expires.isoformat().replace("+00:00", "Z")
         assignments.append(item)
-    document["assignments"] = assignments
+    return assignments
+
+
+def _dump_denies(policy: Policy) -> list[dict[str, Any]]:
     denies = []
     for deny in sorted(policy.denies, key=lambda d: (d.target, d.permission)):
         rule: dict[str, Any] = {}
         if deny.role is not None:
             rule["role"] = deny.role
-        elif deny.principal is not None:
-            rule["principal"] = deny.principal
         else:
-            rule["principal"] = EVERYONE
+            rule["principal"] = deny.principal or EVERYONE
         rule["permission"] = deny.permission
         if deny.unless:
             rule["unless"] = {k: list(v) for k, v in sorted(deny.unless.items())}
         if deny.description:
             rule["description"] = deny.description
         denies.append(rule)
-    document["denies"] = denies
-    header = (
-        "# keysteward access policy. Edit, then run 'keysteward policy plan FILE'\n"
-        "# and 'keysteward policy apply FILE'. 'base' is the digest of the stored\n"
-        "# policy this file came from; apply rejects the file if the store has\n"
-        "# changed since.\n"
-    )
+    return denies
+
+
+POLICY_FILE_HEADER = (
+    "# keysteward access policy. Edit, then run 'keysteward policy plan FILE'\n"
+    "# and 'keysteward policy apply FILE'. 'base' is the digest of the stored\n"
+    "# policy this file came from. Apply rejects the file if the store has\n"
+    "# changed since.\n"
+)
+
+
+def dump_policy(policy: Policy, base: str | None) -> str:
+    """Write ``policy`` as YAML that ``parse_policy_text`` reads back equal."""
+    document: dict[str, Any] = {}
+    if base is not None:
+        document["base"] = base
+    document["roles"] = _dump_roles(policy)
+    document["groups"] = _dump_groups(policy)
+    document["assignments"] = _dump_assignments(policy)
+    document["denies"] = _dump_denies(policy)
     body = yaml.safe_dump(
         document, sort_keys=False, allow_unicode=True, default_flow_style=False
     )
-    return header + body
+    return POLICY_FILE_HEADER + body
 
 
 _BASE_LINE = re.compile(r"^base:.*$", re.MULTILINE)

@@ -1,8 +1,8 @@
 """Least-privilege recommendations from recorded usage.
 
 For each principal, compare what its roles grant with what it was allowed to
-do in the last N days: grants never exercised are candidates for removal, and
-the permissions it did use form a smaller role that would have allowed every
+do in the last N days. Grants never exercised are candidates for removal.
+The permissions it did use form a smaller role that would have allowed every
 observed request. Roles get the same treatment across all their holders.
 """
 

@@ -2,9 +2,9 @@
 
 The store keeps the policy in the foundation's role tables plus this
 concept's own (role includes, groups, deny rules). ``load_store_policy``
-turns those rows into a ``Policy``; ``plan_policy`` compares two policies;
-``apply_policy`` makes the store equal to a file's policy in one transaction,
-bumps the policy version and records an event.
+turns those rows into a ``Policy``, and ``plan_policy`` compares two
+policies. ``apply_policy`` makes the store equal to a file's policy in one
+transaction, bumps the policy version and records an event.
 """
 
 import hashlib
@@ -369,7 +369,7 @@ def check_base(current_digest: str, base: str | None, *, force: bool) -> None:
         return
     if base is None:
         raise StalePolicyError(
-            "the policy file has no 'base:' and the store already holds a policy; "
+            "the policy file has no 'base:' and the store already contains a policy; "
             "run 'keysteward policy export -o FILE', merge your changes into it "
             "and apply that, or pass --force to overwrite the store"
         )

@@ -1,9 +1,13 @@
 """Parsing and matching of system:resource:action permissions."""
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from keysteward.authz.errors import InvalidPermissionError, InvalidPrincipalError
 from keysteward.authz.permissions import (
+    _parse_parts,
+    _parse_principal_full,
     covered_actions,
     match_segments,
     parse_pattern,
@@ -132,3 +136,50 @@ class TestPrincipal:
     def test_parse_principal_rejects(self, text: str) -> None:
         with pytest.raises(InvalidPrincipalError):
             parse_principal(text)
+
+
+_ALPHABET = "abcAZ09_-.~@+=,!$&'()/:%*\\?# \tàé\u0301ｃ"
+
+
+_permission_texts = st.one_of(
+    st.text(alphabet=_ALPHABET, max_size=24),
+    st.builds(
+        lambda system, resource, action: f"{system}:{resource}:{action}",
+        st.text(alphabet="az09_.-A", max_size=5),
+        st.text(alphabet=_ALPHABET, max_size=20),
+        st.text(alphabet="az09_-A", max_size=5),
+    ),
+)
+
+
+@settings(max_examples=600, deadline=None)
+@given(_permission_texts)
+def test_request_fast_path_agrees(text: str) -> None:
+    try:
+        expected: object = _parse_parts(text, wildcards=False)
+    except InvalidPermissionError:
+        expected = None
+    try:
+        request = parse_request(text)
+        actual: object = (request.system, request.segments, request.action)
+    except InvalidPermissionError:
+        actual = None
+    assert actual == expected
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.sampled_from(["service_account:", "person:", "group:", "robot:", ""]),
+    st.text(alphabet=_ALPHABET, max_size=16),
+)
+def test_principal_fast_path_agrees(kind: str, name: str) -> None:
+    text = kind + name
+    try:
+        expected: object = _parse_principal_full(text)
+    except InvalidPrincipalError:
+        expected = None
+    try:
+        actual: object = parse_principal(text)
+    except InvalidPrincipalError:
+        actual = None
+    assert actual == expected
