@@ -3,7 +3,7 @@
 Exports name people by email or by a login on their own system (a GitHub
 login, a Slack user id). A login that is not linked to anyone yet becomes a
 placeholder person, with an address under the reserved ".invalid" domain
-and ``attributes.placeholder`` set; a later roster row that lists the same
+and ``attributes.placeholder`` set. A later roster row that lists the same
 login takes the placeholder over, so credentials follow the real person.
 """
 

@@ -275,15 +275,6 @@ def read_xlsx_table(path: Path) -> Table:
         workbook.close()
 
 
-def first_present(row: Row, headers: dict[str, str], *names: str) -> Any:
-    """Return the cell under the first canonical ``names`` the table has."""
-    for name in names:
-        header = headers.get(name)
-        if header is not None:
-            return row.get(header)
-    return None
-
-
 def map_columns(
     headers: list[str], synonyms: dict[str, tuple[str, ...]]
 ) -> tuple[dict[str, str], list[str]]:

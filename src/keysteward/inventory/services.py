@@ -243,7 +243,7 @@ class InventoryWriter:
         if system is not None or exact:
             columns["system_id"] = system.id if system else None
         # A credential held by a person and naming no owner is owned by its
-        # holder, who answers for it.
+        # holder, who is then accountable for it.
         owner = record.owner or record.holder_person
         for column, ref in (
             ("created_by_id", record.created_by),

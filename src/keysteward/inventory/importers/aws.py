@@ -126,12 +126,14 @@ class CredentialReportImporter(Importer):
         # The root user always has a password, and the report writes not_supported.
         if not is_root and not parse_bool(enabled_raw, where, "password_enabled"):
             return None
+
         last_used_raw = (row.get("password_last_used") or "").strip()
         last_used = parse_datetime(last_used_raw, where, "password_last_used")
         attributes = dict(common)
         attributes["usage_known"] = last_used_raw.lower() != "no_information"
         if last_used_raw.lower() == "no_information":
             attributes["password_last_used"] = "no_information"  # noqa: S105
+
         next_rotation = parse_datetime(
             row.get("password_next_rotation"), where, "password_next_rotation"
         )
@@ -327,16 +329,19 @@ class AccessKeyLastUsedImporter(Importer):
         user = text(document.get("UserName"))
         if user is None:
             raise Where(loaded.name, "document").error("UserName", "an IAM user name")
+
         last_used = parse_datetime(usage.get("LastUsedDate"), where, "LastUsedDate")
         key_id = text(document.get("AccessKeyId")) or text(usage.get("AccessKeyId"))
         if key_id is None:
             found = ACCESS_KEY_ID.search(loaded.name)
             key_id = found.group(1) if found else None
+
         match: list[dict[str, Any]]
         if key_id is not None:
             match = [{"source_id": key_id}, {"access_key_id": key_id}]
         else:
             match = [{"user_name": user, "last_used_at": last_used}]
+
         batch.patches.append(
             CredentialPatch(
                 source="aws",

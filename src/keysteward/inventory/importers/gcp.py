@@ -52,6 +52,7 @@ class ServiceAccountKeysImporter(Importer):
                 "projects/PROJECT/serviceAccounts/EMAIL/keys/KEY_ID",
                 item.get("name"),
             )
+
         account = match.group("account")
         key_id = match.group("key")
         system_managed = item.get("keyType") == "SYSTEM_MANAGED"
@@ -62,6 +63,7 @@ class ServiceAccountKeysImporter(Importer):
             if isinstance(entry, dict) and entry.get("key") == EXPOSED_STATUS
         ]
         disable_reason = text(item.get("disableReason"))
+
         attributes = {
             "project": match.group("project"),
             "service_account": account,
@@ -73,12 +75,14 @@ class ServiceAccountKeysImporter(Importer):
             "source_file": file,
             "source_line": index + 1,
         }
+
         if disable_reason:
             attributes["disabled_reason"] = disable_reason
         if exposed_at or (disable_reason and "EXPOSED" in disable_reason):
             attributes["exposed"] = True
             if exposed_at:
                 attributes["exposed_at"] = exposed_at[0]
+
         return CredentialRecord(
             source="gcp",
             source_id=key_id,

@@ -14,7 +14,6 @@ from keysteward.inventory.parsing import Where, parse_datetime, text
 from keysteward.inventory.records import CredentialRecord, ParsedBatch, PersonRef
 
 ORG_IN_URL = re.compile(r"/orgs/([^/]+)/")
-PRIVILEGE_ORDER = [Privilege.READ, Privilege.WRITE, Privilege.ADMIN]
 # Classic OAuth scopes that grant administration of an organization or repo.
 ADMIN_SCOPE = re.compile(r"^(admin:|delete_repo$|site_admin$)")
 WRITE_SCOPE = re.compile(r"^(repo$|public_repo$|workflow$|write:|gist$|user$)")
@@ -89,6 +88,7 @@ class PersonalAccessTokensImporter(Importer):
         login = text(owner.get("login"))
         if login is None:
             raise where.error("owner.login", "the GitHub login of the token owner")
+
         org_match = ORG_IN_URL.search(str(item.get("repositories_url", "")))
         org = org_match.group(1) if org_match else "unknown"
         is_request = "access_granted_at" not in item
@@ -98,6 +98,7 @@ class PersonalAccessTokensImporter(Importer):
             for group, entries in sorted(permissions.items())
             for name, access in sorted((entries or {}).items())
         ]
+
         expired = bool(item.get("token_expired"))
         status = CredentialStatus.ACTIVE
         if expired:
@@ -107,6 +108,7 @@ class PersonalAccessTokensImporter(Importer):
         created = (
             item.get("created_at") if is_request else item.get("access_granted_at")
         )
+
         attributes: dict[str, Any] = {
             "organization": org,
             "repository_selection": text(item.get("repository_selection")),
@@ -122,6 +124,7 @@ class PersonalAccessTokensImporter(Importer):
             }
         else:
             attributes["grant_id"] = item.get("id")
+
         person = github_person(login)
         kind = "requests" if is_request else "grants"
         return CredentialRecord(
@@ -190,11 +193,13 @@ class CredentialAuthorizationsImporter(Importer):
             raise where.error(
                 "login", "the GitHub login that authorized the credential"
             )
+
         kind_name = str(item.get("credential_type", "")).lower()
         scopes = [str(scope) for scope in item.get("scopes") or []]
         title = text(item.get("authorized_credential_note")) or text(
             item.get("authorized_credential_title")
         )
+
         attributes: dict[str, Any] = {
             "credential_type": item.get("credential_type"),
             "usage_known": True,
@@ -206,6 +211,7 @@ class CredentialAuthorizationsImporter(Importer):
             attributes["public_key_fingerprint"] = item["fingerprint"]
         if item.get("authorized_credential_id") is not None:
             attributes["authorized_credential_id"] = item["authorized_credential_id"]
+
         person = github_person(login)
         return CredentialRecord(
             source="github",

@@ -192,11 +192,13 @@ class CredentialSheetImporter(Importer):
                 f"{loaded.name}: ignored column(s) {', '.join(dropped)} because they "
                 "may hold secret values; keep secrets in the vault, not the sheet"
             )
+
         dayfirst = {
             field: detect_dayfirst(row.get(mapped[field]) for row in loaded.table.rows)
             for field in DATE_FIELDS
             if field in mapped
         }
+
         scope = f"file:{loaded.name}"
         batch.complete_scopes.add(scope)
         seen: set[str] = set()
@@ -250,6 +252,7 @@ class _RowReader:
         system = canonical_system(system_name)
         name = self.text("name") or self.text("source_id")
         source_id = self.text("source_id") or f"{system}:{name}"
+
         values: dict[str, Any] = {
             "name": name,
             "kind": self._choice(
@@ -275,6 +278,7 @@ class _RowReader:
             if field in self.mapped:
                 values[field] = self._date(field)
         self._usage(values, attributes)
+
         record = CredentialRecord(
             source="sheet",
             source_id=source_id,
@@ -284,6 +288,7 @@ class _RowReader:
             owner=person_ref(self.text("owner")),
             created_by=person_ref(self.text("created_by")),
         )
+
         self._identity(record)
         self._extras(record)
         return record

@@ -67,7 +67,7 @@ class ApiKeysImporter(Importer):
             item = strip_secrets(raw)
             batch.credentials.append(self._key(item, where, loaded.name, index))
         # Drop the secrets from the loaded document too, so no later reader
-        # of the file sees them.
+        # of the document can reach them.
         loaded.document["data"] = [
             strip_secrets(raw) if isinstance(raw, dict) else raw
             for raw in loaded.document["data"]
