@@ -4,7 +4,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from keysteward.cli import app
 from keysteward.config import Settings
@@ -32,7 +32,7 @@ def _home_with_events(tmp_path: Path, count: int = 3) -> Path:
     return home
 
 
-def _run(home: Path, *args: str):  # type: ignore[no-untyped-def]
+def _run(home: Path, *args: str) -> Result:
     return runner.invoke(app, ["--home", str(home), "events", *args])
 
 

@@ -1,13 +1,15 @@
 """``keysteward events``: list, export and verify the tamper-evident event log."""
 
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from keysteward.cli._context import console, print_json, state_of
+from keysteward.cli._context import console, error_console, print_json, state_of
 from keysteward.errors import InvalidInputError
 
 events_app = typer.Typer(
@@ -124,18 +126,34 @@ def export_command(
     since_time = parse_since(since)
     store = state_of(ctx).store
     handle = sys.stdout if output is None else output.open("w", encoding="utf-8")
+    # A progress bar only when writing to a file, so it never mixes with
+    # exported lines on standard output.
+    show_progress = output is not None and sys.stderr.isatty()
     count = 0
     try:
-        with store.session() as session:
+        with store.session() as session, _export_progress(show_progress) as advance:
             for recorded in iter_events(session, since_time):
                 handle.write(formatter(recorded))
                 handle.write("\n")
                 count += 1
+                advance()
     finally:
         if output is not None:
             handle.close()
     if output is not None:
         typer.echo(f"Exported {count} events to {output} ({export_format}).", err=True)
+
+
+@contextmanager
+def _export_progress(enabled: bool) -> Iterator[Callable[[], None]]:
+    if not enabled:
+        yield lambda: None
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True, console=error_console) as progress:
+        task = progress.add_task("Exporting events", total=None)
+        yield lambda: progress.advance(task)
 
 
 @events_app.command("verify")
@@ -169,7 +187,7 @@ def _verify_with_progress(session: Any, home: Path, count_events: Any) -> Any:
     from keysteward.events.verify import verify_chain
 
     total = count_events(session)
-    with Progress(transient=True) as progress:
+    with Progress(transient=True, console=error_console) as progress:
         task = progress.add_task("Verifying events", total=total)
         return verify_chain(
             session, home, lambda done: progress.update(task, completed=done)

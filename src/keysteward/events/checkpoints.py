@@ -27,6 +27,7 @@ from keysteward.clock import utcnow
 from keysteward.db import Store
 from keysteward.errors import ConfigError
 from keysteward.events.chain import APPENDED_SEQUENCE_KEY, format_timestamp
+from keysteward.events.errors import TamperedLogError
 from keysteward.events.models import Event, EventCheckpoint
 
 log = logging.getLogger(__name__)
@@ -142,10 +143,14 @@ def _pin_public_key(path: Path, key: Ed25519PublicKey) -> None:
 def create_checkpoint(session: Session, home: Path) -> EventCheckpoint | None:
     """Sign and add a checkpoint at the newest event.
 
-    Returns the new checkpoint, the existing one when the newest event is
-    already checkpointed, or None when the log is empty.
+    The events since the newest trusted checkpoint are verified first, so
+    a log that was tampered with is never signed. Returns the new
+    checkpoint, the existing one when the newest event is already
+    checkpointed, or None when the log is empty. Raises TamperedLogError
+    naming the first bad event.
     """
     key = load_signing_key(home)
+    _require_intact_log(session, home)
     newest = session.execute(
         select(Event.sequence, Event.digest).order_by(Event.sequence.desc()).limit(1)
     ).first()
@@ -173,6 +178,19 @@ def create_checkpoint(session: Session, home: Path) -> EventCheckpoint | None:
     session.add(checkpoint)
     session.flush()
     return checkpoint
+
+
+def _require_intact_log(session: Session, home: Path) -> None:
+    # Imported here because the verifier imports this module.
+    from keysteward.events.verify import verify_since_checkpoint
+
+    report = verify_since_checkpoint(session, home)
+    first = report.first_problem
+    if first is not None:
+        raise TamperedLogError(
+            f"the event log failed verification, so no checkpoint was signed: "
+            f"{first.message}. Run 'keysteward events verify' for the full report"
+        )
 
 
 def checkpoint_signature_valid(checkpoint: EventCheckpoint) -> bool:

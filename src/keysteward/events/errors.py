@@ -3,3 +3,9 @@ from keysteward.errors import KeystewardError
 
 class AppendOnlyError(KeystewardError):
     """An attempt to update or delete a recorded event."""
+
+
+class TamperedLogError(KeystewardError):
+    """The event log failed verification, so it must not be signed."""
+
+    exit_code = 1

@@ -203,6 +203,66 @@ def verify_chain(
     return report
 
 
+def verify_since_checkpoint(session: Session, home: Path) -> VerifyReport:
+    """Check only the events after the newest trusted checkpoint.
+
+    A checkpoint is trusted when its signature is valid and, if
+    ``HOME/checkpoint.pub`` exists, it was signed by the pinned key. The
+    event at the checkpoint must still have the checkpointed digest, and
+    every later event must link to it. Without a trusted checkpoint the
+    whole chain is checked. This is what a new checkpoint relies on, so
+    signing costs time proportional to the events since the last one.
+    """
+    pinned = load_pinned_public_key(home)
+    pinned_hex = public_key_hex(pinned) if pinned is not None else None
+    anchor = _newest_trusted_checkpoint(session, pinned_hex)
+    report = VerifyReport()
+    scan = _Scan(report, set())
+    query = select(*Event.__table__.columns).order_by(Event.sequence, Event.id)
+    if anchor is not None:
+        anchored = session.execute(
+            select(Event.id, Event.digest).where(Event.sequence == anchor.sequence)
+        ).first()
+        if anchored is None or anchored.digest != anchor.digest:
+            scan.add(
+                Problem(
+                    anchor.sequence,
+                    anchored.id if anchored else None,
+                    "checkpoint",
+                    f"event {anchor.sequence} no longer has the digest recorded by "
+                    f"checkpoint {anchor.id}",
+                )
+            )
+            return report
+        scan.expected_sequence = anchor.sequence + 1
+        scan.previous_digest = anchor.digest
+        scan.previous_id = anchored.id
+        report.last_sequence = anchor.sequence
+        report.last_digest = anchor.digest
+        query = query.where(Event.sequence > anchor.sequence)
+    for row in session.execute(query.execution_options(yield_per=_FETCH_BATCH)):
+        scan.check(row)
+    _check_head(session, report, scan)
+    report.problems.sort(key=_problem_order)
+    return report
+
+
+def _newest_trusted_checkpoint(
+    session: Session, pinned_hex: str | None
+) -> EventCheckpoint | None:
+    candidates = session.scalars(
+        select(EventCheckpoint).order_by(
+            EventCheckpoint.sequence.desc(), EventCheckpoint.id.desc()
+        )
+    )
+    for checkpoint in candidates:
+        if pinned_hex is not None and checkpoint.public_key != pinned_hex:
+            continue
+        if checkpoint_signature_valid(checkpoint):
+            return checkpoint
+    return None
+
+
 def count_events(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Event)) or 0
 

@@ -2,6 +2,7 @@
 
 import hashlib
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -49,7 +50,7 @@ def test_canonical_form_known_answer() -> None:
 
 
 def test_canonical_timestamp_converts_to_utc() -> None:
-    base = {
+    base: dict[str, Any] = {
         "sequence": 1,
         "previous_digest": GENESIS_DIGEST,
         "actor": "a",

@@ -7,14 +7,20 @@ back, all in one transaction so the shared PostgreSQL database keeps them.
 
 from pathlib import Path
 
-from sqlalchemy import JSON, Connection, TextClause, bindparam, select, text
+import pytest
+from sqlalchemy import JSON, Connection, TextClause, bindparam, func, select, text
 
 from keysteward.db import Store
 from keysteward.events.chain import canonical_fields, compute_digest
 from keysteward.events.checkpoints import create_checkpoint
-from keysteward.events.models import Event
+from keysteward.events.errors import TamperedLogError
+from keysteward.events.models import Event, EventCheckpoint
 from keysteward.events.services import record_events
-from keysteward.events.verify import verify_chain
+from keysteward.events.verify import (
+    VerifyReport,
+    verify_chain,
+    verify_since_checkpoint,
+)
 
 _SQLITE_TRIGGERS = {
     "events_no_update": "BEFORE UPDATE ON events",
@@ -73,7 +79,7 @@ def _create_triggers(connection: Connection) -> None:
         )
 
 
-def _verify(store: Store, home: Path | None = None):  # type: ignore[no-untyped-def]
+def _verify(store: Store, home: Path | None = None) -> VerifyReport:
     with store.session() as session:
         return verify_chain(session, home)
 
@@ -324,3 +330,55 @@ def test_problems_listed_in_chain_order(store: Store) -> None:
     )
     report = _verify(store)
     assert [p.sequence for p in report.problems] == [2, 5]
+
+
+def test_checkpoint_refuses_tampered_log(store: Store, tmp_path: Path) -> None:
+    ids = _record(store, 3)
+    _tamper(store, _sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[0]))
+    with (
+        pytest.raises(TamperedLogError, match=r"event 1 \(id \d+\) was changed"),
+        store.session() as session,
+    ):
+        create_checkpoint(session, tmp_path)
+    with store.session() as session:
+        count = session.scalar(select(func.count()).select_from(EventCheckpoint))
+    assert count == 0
+
+
+def test_checkpoint_checks_after_anchor(store: Store, tmp_path: Path) -> None:
+    ids = _record(store, 3)
+    with store.session() as session:
+        create_checkpoint(session, tmp_path)
+    ids += _record(store, 2)
+    _tamper(store, _sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[4]))
+    with (
+        pytest.raises(TamperedLogError, match="event 5"),
+        store.session() as session,
+    ):
+        create_checkpoint(session, tmp_path)
+
+
+def test_checkpoint_detects_rehashed_anchor(store: Store, tmp_path: Path) -> None:
+    ids = _record(store, 3)
+    with store.session() as session:
+        create_checkpoint(session, tmp_path)
+    _record(store, 1)
+    _tamper(store, _sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[0]))
+    _rehash_from(store, 1)
+    with (
+        pytest.raises(TamperedLogError, match="no longer has the digest"),
+        store.session() as session,
+    ):
+        create_checkpoint(session, tmp_path)
+
+
+def test_verify_since_checkpoint_intact(store: Store, tmp_path: Path) -> None:
+    _record(store, 3)
+    with store.session() as session:
+        create_checkpoint(session, tmp_path)
+    _record(store, 2)
+    with store.session() as session:
+        report = verify_since_checkpoint(session, tmp_path)
+    assert report.valid, report.problems
+    assert report.events_checked == 2
+    assert report.last_sequence == 5
