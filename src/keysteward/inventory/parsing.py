@@ -150,20 +150,27 @@ _SECRET_SEGMENT = re.compile(r"^[A-Za-z0-9_\-]{16,}$")
 _SECRET_QUERY_KEYS = re.compile(r"(?i)(token|key|sig|secret|password|auth|code)")
 
 
-def redact_url(url: str) -> tuple[str, bool]:
+def redact_url(url: str, webhook: bool = False) -> tuple[str, bool]:
     """Split a URL into an endpoint safe to store and whether it carried a secret.
 
     The endpoint keeps the scheme, host, port and path. User info, query and
     fragment are dropped. Path segments that look like tokens (16 or more
-    letters, digits, '-' or '_', with at least one digit) become '***'.
+    letters, digits, '-' or '_', with at least one digit) become '***'. With
+    ``webhook``, every segment after the first becomes '***', because webhook
+    services put short secrets in the path (Zapier uses 7 characters).
     """
     parts = urlsplit(url.strip())
     embedded = bool(parts.password)
     if parts.query and _SECRET_QUERY_KEYS.search(parts.query):
         embedded = True
     segments = []
-    for segment in parts.path.split("/"):
-        if _SECRET_SEGMENT.match(segment) and any(c.isdigit() for c in segment):
+    for position, segment in enumerate(parts.path.split("/")):
+        # The path starts with "/", so position 1 is the first segment.
+        webhook_secret = webhook and position > 1 and bool(segment)
+        looks_random = bool(_SECRET_SEGMENT.match(segment)) and any(
+            c.isdigit() for c in segment
+        )
+        if webhook_secret or looks_random:
             segments.append("***")
             embedded = True
         else:

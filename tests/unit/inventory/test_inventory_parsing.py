@@ -218,3 +218,32 @@ def test_roster_xlsx(tmp_path: Path) -> None:
     assert bo.status == "departed"
     assert bo.departed_on is not None
     assert bo.departed_on.isoformat() == "2026-01-31"
+
+
+def test_redact_webhook_short_secret() -> None:
+    endpoint, embedded = redact_url(
+        "https://hooks.zapier.com/hooks/catch/123456/abc1def/", webhook=True
+    )
+    assert endpoint == "https://hooks.zapier.com/hooks/***/***/***/"
+    assert embedded is True
+
+
+def test_sheet_drops_secret_in_notes(tmp_path: Path) -> None:
+    pasted = "ghp_" + "a1B2" * 9
+    path = tmp_path / "creds.csv"
+    path.write_text(
+        "id,name,system,type,url,notes\n"
+        f"W1,form hook,Zapier,webhook,https://hooks.zapier.com/hooks/catch/1/ab1/,"
+        f"old value {pasted}\n",
+        encoding="utf-8",
+    )
+    loaded = load_file(path)
+    batch = detect_importer(loaded).parse(loaded)
+    (record,) = batch.credentials
+    assert "notes" not in record.attributes
+    assert pasted not in repr(batch)
+    assert any("'notes'" in warning for warning in batch.warnings)
+    assert (
+        record.attributes["endpoint"] == "https://hooks.zapier.com/hooks/***/***/***/"
+    )
+    assert record.attributes["embedded_secret"] is True

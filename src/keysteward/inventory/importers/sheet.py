@@ -26,6 +26,7 @@ from keysteward.inventory.parsing import (
     text,
 )
 from keysteward.inventory.records import CredentialRecord, ParsedBatch, PersonRef
+from keysteward.logging import redact
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "source_id": (
@@ -204,7 +205,9 @@ class CredentialSheetImporter(Importer):
         seen: set[str] = set()
         for row in loaded.table.rows:
             where = Where(loaded.name, f"line {row.line}")
-            record = _RowReader(row, mapped, kept, where, dayfirst, loaded.name).read()
+            reader = _RowReader(row, mapped, kept, where, dayfirst, loaded.name)
+            record = reader.read()
+            batch.warnings.extend(reader.warnings)
             if record.source_id in seen:
                 raise where.error(
                     mapped.get("source_id", "name"),
@@ -235,6 +238,7 @@ class _RowReader:
         self.where = where
         self.dayfirst = dayfirst
         self.file = file
+        self.warnings: list[str] = []
 
     def cell(self, field: str) -> Any:
         header = self.mapped.get(field)
@@ -357,7 +361,8 @@ class _RowReader:
             record.attributes["used_scopes"] = split_list(self.text("used_scopes"))
         endpoint = self.text("endpoint")
         if endpoint:
-            safe, embedded = redact_url(endpoint)
+            webhook = record.values.get("kind") == CredentialKind.WEBHOOK_URL
+            safe, embedded = redact_url(endpoint, webhook=webhook)
             record.attributes["endpoint"] = safe
             record.attributes["embedded_secret"] = embedded
         for header in self.kept:
@@ -365,6 +370,14 @@ class _RowReader:
             if isinstance(value, datetime):
                 value = value.isoformat()
             value = text(value) if not isinstance(value, int | float) else value
+            if isinstance(value, str) and redact(value) != value:
+                # A free-text cell (notes, comments) can carry a pasted key.
+                self.warnings.append(
+                    f"{self.where.file}: {self.where.position}: column {header!r} "
+                    "looks like it contains a secret and was not stored; move the "
+                    "secret to the vault"
+                )
+                continue
             if value is not None:
                 record.attributes[header] = value
 
