@@ -136,6 +136,8 @@ class CredentialPatch:
     keep_newest: frozenset[str] = frozenset({"last_used_at"})
     # Raise an error instead of skipping when nothing matches.
     required: bool = False
+    # Add a warning to the report when nothing matches and it is not required.
+    warn_if_unmatched: bool = True
     ambiguity_hint: str = ""
 
 

@@ -376,7 +376,8 @@ class InventoryWriter:
         )
         if patch.required:
             raise InvalidInputError(message)
-        self.report.warnings.append(message)
+        if patch.warn_if_unmatched:
+            self.report.warnings.append(message)
 
     def _patch(self, credential: Credential, patch: CredentialPatch) -> None:
         self._snapshot(credential)

@@ -191,6 +191,8 @@ class TokenActivityImporter(Importer):
                         match=[{"source_id": grant_id(profile, client_id)}],
                         values={"status": CredentialStatus.REVOKED},
                         where=f"{loaded.name}: {position}",
+                        # A revoked grant is usually gone from tokens.list.
+                        warn_if_unmatched=False,
                     )
                 )
         return batch
