@@ -2,6 +2,8 @@
 
 import getpass
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -65,9 +67,14 @@ def import_files(
     from keysteward.inventory.services import run_import
 
     store = state_of(ctx).store
-    with _spinner(json_output, "Importing"):
+    with _progress(quiet=json_output) as progress:
         report = run_import(
-            store, files, source=source, dry_run=dry_run, actor=_actor()
+            store,
+            files,
+            source=source,
+            dry_run=dry_run,
+            actor=_actor(),
+            progress=progress,
         )
     if json_output:
         print_json(report.as_dict())
@@ -75,23 +82,26 @@ def import_files(
     _print_report(report.as_dict())
 
 
-class _spinner:
-    """A Rich status line on a terminal; nothing otherwise."""
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """Yield a callback that drives a Rich progress bar on a terminal.
 
-    def __init__(self, quiet: bool, message: str) -> None:
-        self.status = None
-        if not quiet and sys.stderr.isatty():
-            from rich.console import Console
+    Yields None when ``quiet`` or when standard error is not a terminal, so
+    scripts and CI logs get no bar.
+    """
+    if quiet or not sys.stderr.isatty():
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import Progress
 
-            self.status = Console(stderr=True).status(message)
+    with Progress(console=Console(stderr=True), transient=True) as bar:
+        task = bar.add_task("Importing", total=None)
 
-    def __enter__(self) -> None:
-        if self.status is not None:
-            self.status.__enter__()
+        def update(step: str, done: int, total: int) -> None:
+            bar.update(task, description=step, completed=done, total=total)
 
-    def __exit__(self, *exc: object) -> None:
-        if self.status is not None:
-            self.status.__exit__(None, None, None)
+        yield update
 
 
 def _print_report(report: dict[str, Any]) -> None:

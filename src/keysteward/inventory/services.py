@@ -5,7 +5,7 @@ checked first, then all are applied, and any error rolls back everything.
 """
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -39,6 +39,8 @@ from keysteward.logging import redact
 log = logging.getLogger(__name__)
 
 IMPORT_ACTION = "inventory.import"
+# Called with (step description, steps done, total steps).
+ProgressCallback = Callable[[str, int, int], None]
 EXPORT_SCOPES = "export_scopes"
 COLUMNS = frozenset(Credential.__table__.columns.keys())
 TRACKED_COLUMNS = tuple(
@@ -513,7 +515,10 @@ def collect_files(paths: Iterable[Path]) -> list[tuple[Path, bool]]:
 
 
 def parse_files(
-    paths: Iterable[Path], source: str | None, report: ImportReport
+    paths: Iterable[Path],
+    source: str | None,
+    report: ImportReport,
+    progress: ProgressCallback | None = None,
 ) -> list[tuple[Importer, ParsedBatch]]:
     """Read and check every file before the store is touched.
 
@@ -521,7 +526,10 @@ def parse_files(
     in ``report`` in that order.
     """
     parsed: list[tuple[Importer, ParsedBatch, dict[str, Any]]] = []
-    for path, from_folder in collect_files(paths):
+    files = collect_files(paths)
+    for number, (path, from_folder) in enumerate(files):
+        if progress is not None:
+            progress(f"reading {path.name}", number, 2 * len(files))
         loaded = load_file(path)
         try:
             importer = detect_importer(loaded, source)
@@ -554,17 +562,27 @@ def run_import(
     source: str | None = None,
     dry_run: bool = False,
     actor: str = "cli",
+    progress: ProgressCallback | None = None,
 ) -> ImportReport:
-    """Import export files in one transaction, or only report with ``dry_run``."""
+    """Import export files in one transaction, or only report with ``dry_run``.
+
+    ``progress`` is called with a step description, the steps done and the
+    total, once per file read and once per file applied.
+    """
     report = ImportReport(dry_run=dry_run)
-    parsed = parse_files(list(paths), source, report)
+    parsed = parse_files(list(paths), source, report, progress)
+    total = 2 * len(parsed)
     session = store.session_factory()
     transaction = session.begin()
     try:
         writer = InventoryWriter(session, report)
-        for _, batch in parsed:
+        for number, (_, batch) in enumerate(parsed):
+            if progress is not None:
+                progress(f"applying {batch.file}", len(parsed) + number, total)
             writer.apply(batch)
         writer.finish()
+        if progress is not None:
+            progress("done", total, total)
         if dry_run:
             transaction.rollback()
         else:

@@ -310,3 +310,14 @@ def test_patch_ambiguity_is_an_error(store: Store, tmp_path: Path) -> None:
     assert "AccessKeyId" in str(caught.value)
     with store.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM events")).scalar() == 1
+
+
+def test_progress_reports_each_file(store: Store, shared_dir: Path) -> None:
+    steps: list[tuple[str, int, int]] = []
+    names = ("okta_api_tokens_list.json", "anthropic_admin_api_keys_list.json")
+    run_import(store, formats(shared_dir, *names), progress=lambda *s: steps.append(s))
+    assert [step[1] for step in steps] == [0, 1, 2, 3, 4]
+    assert {step[2] for step in steps} == {4}
+    assert steps[0][0] == "reading okta_api_tokens_list.json"
+    assert steps[2][0] == "applying anthropic_admin_api_keys_list.json"
+    assert steps[-1][0] == "done"
