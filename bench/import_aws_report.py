@@ -1,8 +1,9 @@
 """Time importing a 10,000-user AWS IAM credential report, cold and again.
 
-Generates a report (70% svc-* users with one or two keys, 30% people with a
-console password and sometimes a key), imports it into an empty store, then
-imports the same file again, on SQLite and on the local PostgreSQL server.
+Generates a report in which 70% of the users are svc-* users with one or two
+keys and 30% are people with a console password and sometimes a key. Imports
+it into an empty store, then imports the same file again, on SQLite and on
+the local PostgreSQL server.
 Writes the figures into docs/benchmarks.md under "## Import".
 
     .venv/bin/python bench/import_aws_report.py [--users 10000]

@@ -171,7 +171,7 @@ def list_credentials(
 def export(
     ctx: typer.Context,
     output_format: Annotated[
-        str, typer.Option("--format", help="yaml or json.")
+        str, typer.Option("--format", help="Output format: yaml or json.")
     ] = "yaml",
     output: Annotated[
         Path | None,
