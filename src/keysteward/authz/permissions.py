@@ -16,9 +16,10 @@ being normalized, so a look-alike can never widen a grant or slip past a deny:
 - text that Unicode NFC or NFKC normalization would change (a decomposed
   ``é``, a full-width ``ａ``, a ligature).
 
-Non-ASCII segments that pass these checks can still be confusable (a Cyrillic
-``а`` looks like a Latin ``a``), so a wildcard in a *grant* matches ASCII
-segments only; a non-ASCII resource is granted only by naming it literally.
+Non-ASCII segments that pass these checks can still be confusable, because a
+Cyrillic ``а`` looks like a Latin ``a``. So a wildcard in a *grant* matches
+ASCII segments only, and a non-ASCII resource is granted only by naming it
+literally.
 Wildcards in deny rules match every valid segment, so a deny is never the
 narrower of the two.
 
@@ -259,11 +260,6 @@ def parse_request(text: str) -> AccessRequest:
             return AccessRequest(matched[1], segments, matched[3])
     system, segments, action = _parse_parts(text, wildcards=False)
     return AccessRequest(system, segments, action)
-
-
-def join_permission(action: str, resource: str) -> str:
-    """Build ``system:resource:action`` from an action and ``system:resource``."""
-    return f"{resource}:{action}"
 
 
 def parse_principal(text: str) -> tuple[str, str]:

@@ -393,11 +393,13 @@ def apply_policy(
     Raises StalePolicyError when the store changed since ``base`` (unless
     ``force``) and UnknownPrincipalError when a person or service account in
     the file is not in the store. In both cases nothing is written. When the
-    store already matches, nothing is written and no event is recorded.
+    store already matches, only the event is recorded.
     Returns the plan that was applied.
     """
     plan = plan_policy(session, desired)
     if plan.is_empty:
+        version = read_policy_version(session)
+        _record_apply(session, plan, version, actor=actor, forced=False)
         return plan
     check_base(plan.store_digest, base, force=force)
 
@@ -416,24 +418,32 @@ def apply_policy(
     state.version += 1
     state.digest = plan.file_digest
     state.updated_at = utcnow()
+    forced = force and base != plan.store_digest
+    _record_apply(session, plan, state.version, actor=actor, forced=forced)
+    session.flush()
+    return plan
+
+
+def _record_apply(
+    session: Session, plan: Plan, version: int, *, actor: str, forced: bool
+) -> None:
     record_event(
         session,
         actor=actor,
         action="authz.policy.apply",
         target_type="policy",
-        target_id=state.version,
+        target_id=version,
         details={
-            "version": state.version,
+            "version": version,
+            "changed": not plan.is_empty,
             # Prefixes only: a full 64-hex digest trips the event log's
             # secret filter, and 16 hex digits identify a policy well enough.
             "digest": plan.file_digest[:16],
             "previous_digest": plan.store_digest[:16],
-            "forced": force and base != plan.store_digest,
+            "forced": forced,
             "counts": plan.counts(),
         },
     )
-    session.flush()
-    return plan
 
 
 def _require_principals(names: _Names, desired: Policy) -> None:

@@ -168,3 +168,8 @@ def test_unchanged_apply_writes_nothing(people: Store) -> None:
     _apply(people, POLICY, base="0" * 64)
     with people.session() as session:
         assert read_policy_version(session) == 1
+        events = session.scalars(
+            select(Event).where(Event.action == "authz.policy.apply")
+        ).all()
+    assert len(events) == 2
+    assert events[1].details["changed"] is False
