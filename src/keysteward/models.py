@@ -7,6 +7,8 @@ from keysteward.discovery import models as discovery_models
 from keysteward.events import models as event_models
 from keysteward.findings import models as finding_models
 from keysteward.identities import models as identity_models
+from keysteward.offboarding import models as offboarding_models
+from keysteward.reviews import models as review_models
 from keysteward.systems import models as system_models
 from keysteward.tokens import models as token_models
 from keysteward.vault import models as vault_models
@@ -19,6 +21,8 @@ __all__ = [
     "finding_models",
     "identity_models",
     "meta",
+    "offboarding_models",
+    "review_models",
     "system_models",
     "token_models",
     "vault_models",

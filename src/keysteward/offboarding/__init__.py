@@ -1,0 +1,1 @@
+"""Offboarding: everything a departing person leaves behind, handled at once."""

@@ -1,0 +1,1 @@
+"""Access reviews: campaigns in which owners confirm or remove access."""

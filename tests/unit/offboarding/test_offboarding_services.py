@@ -1,0 +1,157 @@
+"""Offboarding a person against a real store, on SQLite and PostgreSQL."""
+
+import base64
+import os
+from datetime import date
+
+import pytest
+from sqlalchemy import select
+
+from common.offboarding_scenario import SECRET_NAME, Scenario, build_scenario
+from keysteward.credentials.models import Credential
+from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
+from keysteward.db import Store
+from keysteward.errors import InvalidInputError, NotFoundError
+from keysteward.events.models import Event
+from keysteward.identities.models import Person, ServiceAccount
+from keysteward.offboarding.models import RotationRequest
+from keysteward.offboarding.services import NEEDS_OWNER, offboard_person
+from keysteward.systems.models import System
+from keysteward.tokens.errors import AuthenticationError
+from keysteward.tokens.services import authenticate_api_token
+from keysteward.vault.keys import KeyRing
+
+DEPARTURE = date(2026, 12, 4)
+
+
+@pytest.fixture
+def scenario(store: Store) -> Scenario:
+    encoded = base64.b64encode(os.urandom(32)).decode()
+    keyring = KeyRing(EnvironmentKeyProvider({MASTER_KEY_SETTING: encoded}))
+    with store.session() as session:
+        return build_scenario(session, keyring)
+
+
+def _authenticates(store: Store, token: str) -> bool:
+    try:
+        with store.session() as session:
+            authenticate_api_token(session, token)
+    except AuthenticationError:
+        return False
+    return True
+
+
+def test_offboard_with_successor(store: Store, scenario: Scenario) -> None:
+    with store.session() as session:
+        report = offboard_person(
+            session,
+            scenario.leaver,
+            actor="test",
+            successor_email=scenario.successor,
+            as_of=DEPARTURE,
+        )
+
+    assert len(report.tokens_revoked) == 1
+    listed = {entry["name"]: entry["relations"] for entry in report.credentials}
+    assert listed == {
+        "deploy-key": ["created", "owns"],
+        "lee-pat": ["owns", "holds"],
+    }
+    assert [a["name"] for a in report.service_accounts] == ["crm-sync"]
+    assert [s["name"] for s in report.systems] == ["github"]
+    assert [r["secret"] for r in report.secrets_read] == [SECRET_NAME]
+    assert report.secrets_read[0]["rotation_queued"] is True
+    assert report.needs_owner == []
+
+    assert not _authenticates(store, scenario.person_token)
+    assert _authenticates(store, scenario.account_token)
+    with store.session() as session:
+        leaver = session.scalar(select(Person).where(Person.email == scenario.leaver))
+        successor = session.scalar(
+            select(Person).where(Person.email == scenario.successor)
+        )
+        assert leaver is not None and successor is not None
+        assert leaver.status == "departed"
+        assert leaver.departed_on == DEPARTURE
+        deploy_key = session.get(Credential, scenario.deploy_key_id)
+        assert deploy_key is not None
+        assert deploy_key.owner_id == successor.id
+        account = session.scalar(
+            select(ServiceAccount).where(ServiceAccount.name == "crm-sync")
+        )
+        assert account is not None
+        assert account.owner_id == successor.id
+        github = session.scalar(select(System).where(System.name == "github"))
+        assert github is not None
+        assert github.owner_id == successor.id
+        queued = {
+            request.credential_id: request.origin
+            for request in session.scalars(select(RotationRequest))
+        }
+        assert queued == {
+            scenario.pat_id: "offboarding",
+            scenario.read_credential_id: "offboarding",
+        }
+        actions = set(session.scalars(select(Event.action)))
+    assert {
+        "person.depart",
+        "token.revoke",
+        "credential.owner.transfer",
+        "service_account.owner.transfer",
+        "system.owner.transfer",
+        "rotation.request",
+        "person.offboard",
+    } <= actions
+
+
+def test_offboard_without_successor_flags(store: Store, scenario: Scenario) -> None:
+    with store.session() as session:
+        report = offboard_person(session, scenario.leaver, actor="test")
+
+    assert sorted(report.needs_owner) == [
+        "credential deploy-key",
+        "credential lee-pat",
+        "service_account crm-sync",
+        "system github",
+    ]
+    with store.session() as session:
+        account = session.scalar(
+            select(ServiceAccount).where(ServiceAccount.name == "crm-sync")
+        )
+        assert account is not None
+        assert account.attributes[NEEDS_OWNER] is True
+        assert account.owner is not None
+        assert account.owner.email == scenario.leaver
+
+
+def test_offboard_twice_queues_once(store: Store, scenario: Scenario) -> None:
+    for _ in range(2):
+        with store.session() as session:
+            offboard_person(session, scenario.leaver, actor="test", as_of=DEPARTURE)
+    with store.session() as session:
+        requests = list(session.scalars(select(RotationRequest)))
+    assert len(requests) == 2
+
+
+def test_offboard_unknown_person(store: Store, scenario: Scenario) -> None:
+    with (
+        pytest.raises(NotFoundError, match="nobody@example.com.*people list"),
+        store.session() as session,
+    ):
+        offboard_person(session, "nobody@example.com", actor="test")
+
+
+def test_offboard_bad_successor_changes_nothing(
+    store: Store, scenario: Scenario
+) -> None:
+    with (
+        pytest.raises(InvalidInputError, match="is the person being offboarded"),
+        store.session() as session,
+    ):
+        offboard_person(
+            session, scenario.leaver, actor="test", successor_email=scenario.leaver
+        )
+    with store.session() as session:
+        leaver = session.scalar(select(Person).where(Person.email == scenario.leaver))
+        assert leaver is not None
+        assert leaver.status == "active"
