@@ -28,7 +28,8 @@ from keysteward.config import CONFIG_FILE_NAME, Settings
 from keysteward.errors import ConfigError
 from keysteward.findings.models import Severity
 
-RULE_IDS = (
+# The rule ids that importers, the example organisation and reports share.
+INVENTORY_RULE_IDS = (
     "owner_departed",
     "system_decommissioned",
     "holder_disabled",
@@ -45,6 +46,9 @@ RULE_IDS = (
     "plaintext_transport",
     "found_outside_vault",
 )
+# Rules that read offboarding facts (service-account owners, vault reads).
+DEPARTURE_RULE_IDS = ("account_owner_departed", "departed_reader")
+RULE_IDS = INVENTORY_RULE_IDS + DEPARTURE_RULE_IDS
 
 DEFAULT_TOKEN_KINDS = ("personal_access_token", "oauth_token", "service_account_key")
 DEFAULT_OUTSIDE_VAULT_LOCATIONS = (

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from common.audit_inventory import AS_OF, InventoryBuilder, days_ago
-from keysteward.audit.config import RULE_IDS, AuditConfig
+from keysteward.audit.config import INVENTORY_RULE_IDS, RULE_IDS, AuditConfig
 from keysteward.audit.engine import run_audit
 from keysteward.audit.results import RankedFinding
+from keysteward.audit.rules import RULES
 from keysteward.db import Store
 
 Setup = Callable[[InventoryBuilder], dict[str, Any]]
@@ -192,7 +193,11 @@ def test_rule_fires_and_twin_silent(store: Store, case: Case) -> None:
 def test_every_rule_has_a_case() -> None:
     # duplicate_secret needs two credentials, so it has a separate test.
     covered = {case.rule for case in CASES} | {"duplicate_secret"}
-    assert covered == set(RULE_IDS)
+    assert covered == set(INVENTORY_RULE_IDS)
+
+
+def test_registry_matches_rule_ids() -> None:
+    assert set(RULES) == set(RULE_IDS)
 
 
 def test_healthy_credential_has_no_findings(store: Store) -> None:
