@@ -6,10 +6,11 @@ score = severity weight x privilege x exposure x staleness
 - privilege: admin 3, write 2, read 1, unknown 1.5 (an unknown scope may
   be anything, so it ranks between read and write).
 - exposure: 1 plus a weight for each exposing problem the same credential
-  has: reported exposed 2, a departed owner or holder 1, found outside the
-  vault 1, unencrypted transport 1, shared with other places 0.5, a person's
-  credential run by an automation 0.5, no owner 0.5, decommissioned system
-  0.5.
+  has: reported exposed 2, a departed owner or holder 1, a secret read by
+  someone who has since left 1, found outside the vault 1, unencrypted
+  transport 1, shared with other places 0.5, a person's credential run by
+  an automation 0.5, no owner 0.5, a service account whose owner left 0.5,
+  decommissioned system 0.5.
 - staleness: 1 plus the years (capped at 3) since the secret was issued or,
   when the source reports use, since it was last used, whichever is longer.
 
@@ -37,6 +38,8 @@ PRIVILEGE_WEIGHT: dict[str, float] = {
     Privilege.ADMIN: 3.0,
 }
 EXPOSURE_WEIGHT = {
+    "departed_reader": 1.0,
+    "account_owner_departed": 0.5,
     "found_outside_vault": 1.0,
     "owner_departed": 1.0,
     "plaintext_transport": 1.0,
