@@ -174,3 +174,12 @@ def test_audit_bad_config_named(home: Path) -> None:
     code, _, err = _run(home, "audit")
     assert code == 3
     assert "audit.rotation_max_age_days" in err
+
+
+def test_html_lists_limited_rows(home: Path, tmp_path: Path) -> None:
+    page = tmp_path / "report.html"
+    code, _, _ = _run(home, "audit", *AS_OF, "--limit", "1", "--html", str(page))
+    html = page.read_text(encoding="utf-8")
+    assert code == 0
+    assert "1 of 2 findings" in html
+    assert "Only the first 1 are listed here." in html

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
     from keysteward.audit.results import RankedFinding
 
 SEVERITY_NAMES = ("low", "medium", "high", "critical")
+# Rows the HTML report lists without --limit; its summary and charts still
+# count every finding, and --csv or --json give the whole list.
+HTML_DEFAULT_ROWS = 1000
 
 findings_app = typer.Typer(
     help="Read the findings of the latest audit runs.", no_args_is_help=True
@@ -88,7 +91,11 @@ def audit(
     ] = False,
     html_file: Annotated[
         Path | None,
-        typer.Option("--html", help="Also write a self-contained HTML report here."),
+        typer.Option(
+            "--html",
+            help="Also write a self-contained HTML report here (the first 1000 "
+            "findings unless --limit is given).",
+        ),
     ] = None,
     fail_on: Annotated[
         str | None,
@@ -137,7 +144,8 @@ def audit(
     shown = result.findings[:limit] if limit else result.findings
 
     if html_file is not None:
-        _write_html(html_file, shown, result, config, system)
+        listed = shown if limit else shown[:HTML_DEFAULT_ROWS]
+        _write_html(html_file, listed, result, config, system)
     _print_report(shown, result, json_output, csv_output)
     if html_file is not None and not (json_output or csv_output):
         console.print(f"HTML report written to {html_file}")
