@@ -183,3 +183,56 @@ def test_html_lists_limited_rows(home: Path, tmp_path: Path) -> None:
     assert code == 0
     assert "1 of 2 findings" in html
     assert "Only the first 1 are listed here." in html
+
+
+def _open_ids(home: Path) -> dict[str, int]:
+    _, out, _ = _run(home, "findings", "list", "--json")
+    return {f["rule"]: f["finding_id"] for f in json.loads(out)["findings"]}
+
+
+def test_accept_carries_to_next_run(home: Path) -> None:
+    _run(home, "audit", *AS_OF)
+    departed = _open_ids(home)["owner_departed"]
+
+    code, out, _ = _run(
+        home, "findings", "accept", str(departed), "--reason", "kept until March"
+    )
+    fail_code, rerun, _ = _run(home, "audit", *AS_OF, "--json", "--fail-on", "high")
+
+    assert code == 0
+    assert f"Finding {departed}" in out
+    findings = {f["rule"]: f for f in json.loads(rerun)["findings"]}
+    assert findings["owner_departed"]["status"] == "accepted"
+    acceptance = findings["owner_departed"]["evidence"]["acceptance"]
+    assert acceptance["reason"] == "kept until March"
+    assert fail_code == 0
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "named"),
+    [
+        (["999", "--reason", "fine"], 4, "finding 999 not found"),
+        (["{low}", "--reason", "  "], 2, "missing --reason"),
+        (["{low}", "--reason", "x" * 501], 2, "501 characters"),
+    ],
+)
+def test_accept_bad_input(home: Path, args: list[str], code: int, named: str) -> None:
+    _run(home, "audit", *AS_OF)
+    low = _open_ids(home)["unknown_access"]
+    filled = [arg.replace("{low}", str(low)) for arg in args]
+
+    exit_code, _, err = _run(home, "findings", "accept", *filled)
+
+    assert exit_code == code
+    assert named in err
+
+
+def test_accept_twice_rejected(home: Path) -> None:
+    _run(home, "audit", *AS_OF)
+    low = str(_open_ids(home)["unknown_access"])
+    _run(home, "findings", "accept", low, "--reason", "reviewed")
+
+    code, _, err = _run(home, "findings", "accept", low, "--reason", "again")
+
+    assert code == 2
+    assert "is accepted" in err

@@ -33,10 +33,12 @@ def store_findings(
     again. Returns the number of earlier findings superseded and resolved.
     """
     scope = _in_scope(scope_system_id)
-    accepted = _accepted_pairs(session, scope)
+    accepted = _accepted(session, scope)
     for finding in findings:
-        if (finding.credential_id, finding.rule) in accepted:
+        acceptance = accepted.get((finding.credential_id, finding.rule))
+        if acceptance is not None:
             finding.status = FindingStatus.ACCEPTED
+            finding.evidence["acceptance"] = acceptance
 
     _insert(session, run, findings)
     return _close_earlier(session, run, scope)
@@ -54,13 +56,17 @@ def _in_scope(scope_system_id: int | None) -> ColumnElement[bool]:
     return Finding.credential_id.in_(in_system)
 
 
-def _accepted_pairs(
+def _accepted(
     session: Session, scope: ColumnElement[bool]
-) -> set[tuple[int | None, str]]:
-    query = select(Finding.credential_id, Finding.rule).where(
+) -> dict[tuple[int | None, str], dict[str, Any]]:
+    """Return the acceptance (reason, by, at) of each accepted (credential, rule)."""
+    query = select(Finding.credential_id, Finding.rule, Finding.evidence).where(
         Finding.status == FindingStatus.ACCEPTED, scope
     )
-    return {(row.credential_id, row.rule) for row in session.execute(query)}
+    return {
+        (row.credential_id, row.rule): dict(row.evidence.get("acceptance") or {})
+        for row in session.execute(query)
+    }
 
 
 def _insert(session: Session, run: AuditRun, findings: list[RankedFinding]) -> None:

@@ -30,6 +30,7 @@ findings_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     app.command("audit")(audit)
     findings_app.command("list")(list_findings)
+    findings_app.command("accept")(accept)
     app.add_typer(findings_app, name="findings")
 
 
@@ -262,3 +263,40 @@ def list_findings(
         return
     title = f"Findings of run {run}" if run else "Open findings"
     render_table(console, shown, title=title)
+
+
+def accept(
+    ctx: typer.Context,
+    finding_id: Annotated[
+        int, typer.Argument(help="Id of the open finding (findings list --json).")
+    ],
+    reason: Annotated[
+        str,
+        typer.Option(
+            "--reason", help="Why the risk is accepted; kept with the finding."
+        ),
+    ],
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print the finding as JSON.")
+    ] = False,
+) -> None:
+    """Accept an open finding's risk; later runs keep it out of --fail-on."""
+    from keysteward.audit.acceptance import accept_finding
+
+    store = state_of(ctx).store
+    with store.session() as session:
+        finding = accept_finding(session, finding_id, reason, _actor())
+        summary = {
+            "finding_id": finding.id,
+            "rule": finding.rule,
+            "credential_id": finding.credential_id,
+            "status": finding.status,
+            "acceptance": finding.evidence["acceptance"],
+        }
+    if json_output:
+        print_json(summary)
+        return
+    console.print(
+        f"Finding {finding_id} ({summary['rule']}) accepted; "
+        "later audits keep it accepted while the problem stays the same."
+    )

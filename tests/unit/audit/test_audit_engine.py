@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import select
 
 from common.audit_inventory import AS_OF, InventoryBuilder, days_ago
+from keysteward.audit.acceptance import accept_finding
 from keysteward.audit.config import AuditConfig
 from keysteward.audit.engine import AuditResult, run_audit
 from keysteward.audit.queries import list_findings
@@ -203,3 +204,24 @@ def test_list_findings_filters(store: Store) -> None:
             list_findings(session, severity="urgent")
         with pytest.raises(NotFoundError):
             list_findings(session, run_id=999)
+
+
+def test_accept_finding_records_event(store: Store) -> None:
+    with store.session() as session:
+        InventoryBuilder(session).credential(created_at=days_ago(200))
+    finding_id = _audit(store).findings[0].finding_id
+    assert finding_id is not None
+
+    with store.session() as session:
+        accept_finding(session, finding_id, "rotates with the March release", "cli:ops")
+
+    with store.session() as session:
+        finding = session.get(Finding, finding_id)
+        event = session.scalars(
+            select(Event).where(Event.action == "finding.accept")
+        ).one()
+    assert finding is not None
+    assert finding.status == "accepted"
+    assert finding.evidence["acceptance"]["by"] == "cli:ops"
+    assert event.target_id == str(finding_id)
+    assert event.actor == "cli:ops"
