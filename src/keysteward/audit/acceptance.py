@@ -9,7 +9,7 @@ from keysteward.errors import InvalidInputError, NotFoundError
 from keysteward.events.services import record_event
 from keysteward.findings.models import Finding, FindingStatus
 
-# Longest reason kept with an accepted finding, in characters.
+# Maximum length of the reason kept with an accepted finding, in characters.
 MAX_REASON_LENGTH = 500
 
 
