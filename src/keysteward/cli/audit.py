@@ -23,7 +23,7 @@ SEVERITY_NAMES = ("low", "medium", "high", "critical")
 HTML_DEFAULT_ROWS = 1000
 
 findings_app = typer.Typer(
-    help="Read the findings of the latest audit runs.", no_args_is_help=True
+    help="List and accept the findings of audit runs.", no_args_is_help=True
 )
 
 
