@@ -2,6 +2,7 @@
 
 import getpass
 import json
+import os
 import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -69,6 +70,13 @@ def discover(
             "--no-store", help="Do not record hits or link them to the inventory."
         ),
     ] = False,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Worker processes; 0 means one per available CPU.",
+        ),
+    ] = 0,
     fail_on_new: Annotated[
         bool,
         typer.Option(
@@ -108,7 +116,12 @@ def discover(
             salt = fingerprint_salt(session)
 
     quiet = json_output or (sarif is not None and str(sarif) == "-")
-    result = _scan_with_progress(paths, ruleset, salt, git, show=not quiet)
+    workers = jobs or len(os.sched_getaffinity(0))
+    if workers > 1 and not no_store:
+        # Worker processes are forked; close pooled connections first so no
+        # child inherits a live database socket.
+        state.store.engine.dispose()
+    result = _scan_with_progress(paths, ruleset, salt, git, workers, show=not quiet)
     if accepted is not None:
         accepted.mark(result.findings)
     new_count = len(result.new_findings)
@@ -149,7 +162,12 @@ def discover(
 
 
 def _scan_with_progress(
-    paths: list[Path], ruleset: "RuleSet", salt: bytes, git: bool, show: bool
+    paths: list[Path],
+    ruleset: "RuleSet",
+    salt: bytes,
+    git: bool,
+    jobs: int,
+    show: bool,
 ) -> "ScanResult":
     """Run the scan with a progress line on a terminal (files, blobs, MB read)."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -157,7 +175,7 @@ def _scan_with_progress(
     from keysteward.discovery.scan import run_scan
 
     if not (show and error_console.is_terminal):
-        return run_scan(paths, ruleset, salt, git=git)
+        return run_scan(paths, ruleset, salt, git=git, jobs=jobs)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),
@@ -176,4 +194,4 @@ def _scan_with_progress(
                 ),
             )
 
-        return run_scan(paths, ruleset, salt, git=git, progress=update)
+        return run_scan(paths, ruleset, salt, git=git, progress=update, jobs=jobs)

@@ -1,21 +1,27 @@
 """The matching engine: rules over every decoded view of a document.
 
-Speed comes from a keyword prefilter. Each view is lower-cased once, and a
-rule's regex runs over the whole view, never line by line. It runs only when
-one of the rule's keywords occurs in the view, so most files trigger few
-rules.
+Speed comes from a keyword prefilter. Each view is lower-cased once and
+searched for every rule keyword in one Aho-Corasick pass. A rule's regex runs
+only when one of its keywords occurs, and then over windows around those
+occurrences (or the whole view), never line by line.
 """
 
 import math
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+
+import ahocorasick_rs
 
 from keysteward.discovery.decoders import View, decoded_views
 from keysteward.discovery.rules import Rule, RuleSet
 from keysteward.discovery.sources import Document
 
 ALLOW_MARKER = "keysteward:allow"
+# Rules whose regex can match more characters than this are run over the
+# whole view rather than in windows around their keywords.
+MAX_WINDOWED_WIDTH = 10_000
 
 
 def shannon_entropy(text: str) -> float:
@@ -103,6 +109,18 @@ class Scanner:
             for index, rule in enumerate(ruleset.rules)
             if not rule.skip_report
         ]
+        self._keywords = sorted(
+            {word for rule in ruleset.rules for word in rule.keywords}
+        )
+        self._automaton = ahocorasick_rs.AhoCorasick(
+            self._keywords or [ALLOW_MARKER],
+            matchkind=ahocorasick_rs.MatchKind.Standard,
+        )
+        self._widths = {
+            rule.id: width
+            for rule in ruleset.rules
+            if (width := _windowed_width(rule)) is not None
+        }
 
     def scan(self, document: Document) -> list[Finding]:
         """Return the findings in ``document``, one per place and secret."""
@@ -115,39 +133,121 @@ class Scanner:
         for document in documents:
             yield from self.scan(document)
 
-    def _active_rules(self, view: View, path: str) -> list[tuple[int, Rule]]:
-        lowered = view.text.lower()
-        active = []
-        for index, rule in self._reported:
-            if rule.keywords and not any(word in lowered for word in rule.keywords):
-                continue
-            if rule.path is not None and not rule.path.search(path):
-                continue
-            active.append((index, rule))
-        return active
+    def _keyword_positions(self, lowered: str) -> dict[str, list[int]]:
+        """Return the start offsets of every keyword in ``lowered``, in one pass."""
+        positions: dict[str, list[int]] = defaultdict(list)
+        matches = self._automaton.find_matches_as_indexes(lowered, overlapping=True)
+        for index, start, _end in matches:
+            positions[self._keywords[index]].append(start)
+        return positions
+
+    def _search_ranges(
+        self, rule: Rule, length: int, positions: dict[str, list[int]], exact: bool
+    ) -> list[tuple[int, int]]:
+        """Return the parts of the text to run ``rule`` over; empty to skip it.
+
+        A rule with a bounded width only needs the text within that width of
+        each keyword occurrence, because each of its matches contains one.
+        ``exact`` is False when keyword offsets do not line up with the text.
+        """
+        if not rule.keywords:
+            return [(0, length)]
+        starts = [p for word in rule.keywords for p in positions.get(word, ())]
+        if not starts:
+            return []
+        width = self._widths.get(rule.id)
+        if width is None or not exact or len(starts) > length // (2 * width) + 1:
+            return [(0, length)]
+        longest = max(len(word) for word in rule.keywords)
+        windows = [
+            (max(0, start - width), min(length, start + longest + width))
+            for start in starts
+        ]
+        return _merge(windows)
 
     def _match_view(self, view: View, document: Document) -> list[_Candidate]:
         found: list[_Candidate] = []
         required_cache: dict[str, list[tuple[str, int, int]]] = {}
-        for index, rule in self._active_rules(view, document.path):
-            for match in rule.regex.finditer(view.text):
-                secret = match.group(rule.secret_group)
-                start, end = match.span(rule.secret_group)
-                if not self._passes_filters(
-                    rule, secret, match.group(0), view, start, document
+        text = view.text
+        lowered = text.lower()
+        # str.lower() changes the length of a few non-ASCII characters, and
+        # then keyword offsets cannot be used as offsets into ``text``.
+        exact = len(lowered) == len(text)
+        positions = self._keyword_positions(lowered)
+        changed = view.changed_ranges()
+        for index, rule in self._reported:
+            if rule.path is not None and not rule.path.search(document.path):
+                continue
+            ranges = self._search_ranges(rule, len(text), positions, exact)
+            if changed is not None and ranges:
+                # A match in a decoded view that touches no rewritten span was
+                # already found in the view it was derived from.
+                ranges = _intersect(ranges, self._around(rule, changed, len(text)))
+            for match in self._matches(rule, text, ranges, positions, exact):
+                candidate = self._candidate(index, rule, match, view, document)
+                if candidate is not None and (
+                    not rule.required
+                    or self._satisfy_requirements(candidate, document, required_cache)
                 ):
-                    continue
-                original_start = view.to_original(start)
-                original_end = view.to_original(max(end - 1, start)) + 1
-                candidate = _Candidate(
-                    index, rule, secret, original_start, original_end, view
-                )
-                if rule.required and not self._satisfy_requirements(
-                    candidate, document, required_cache
-                ):
-                    continue
-                found.append(candidate)
+                    found.append(candidate)
         return found
+
+    def _matches(
+        self,
+        rule: Rule,
+        text: str,
+        ranges: list[tuple[int, int]],
+        positions: dict[str, list[int]],
+        exact: bool,
+    ) -> Iterator[re.Match[str]]:
+        if not ranges:
+            return
+        if rule.match_at_keyword and exact:
+            starts = sorted(
+                {p for word in rule.keywords for p in positions.get(word, ())}
+            )
+            range_index = 0
+            for start in starts:
+                while range_index < len(ranges) and ranges[range_index][1] <= start:
+                    range_index += 1
+                if range_index == len(ranges):
+                    return
+                if start < ranges[range_index][0]:
+                    continue
+                match = rule.regex.match(text, start, ranges[range_index][1])
+                if match is not None:
+                    yield match
+            return
+        for start, end in ranges:
+            yield from rule.regex.finditer(text, start, end)
+
+    def _around(
+        self, rule: Rule, spans: list[tuple[int, int]], length: int
+    ) -> list[tuple[int, int]]:
+        width = self._widths.get(rule.id)
+        if width is None:
+            return [(0, length)]
+        return _merge(
+            [(max(0, start - width), min(length, end + width)) for start, end in spans]
+        )
+
+    def _candidate(
+        self,
+        index: int,
+        rule: Rule,
+        match: re.Match[str],
+        view: View,
+        document: Document,
+    ) -> _Candidate | None:
+        secret = match.group(rule.secret_group)
+        start, end = match.span(rule.secret_group)
+        if not self._passes_filters(
+            rule, secret, match.group(0), view, start, document
+        ):
+            return None
+        original_start = view.to_original(start)
+        original_end = view.to_original(max(end - 1, start)) + 1
+        return _Candidate(index, rule, secret, original_start, original_end, view)
 
     def _passes_filters(
         self,
@@ -262,6 +362,49 @@ class Scanner:
                 )
             )
         return findings
+
+
+def _windowed_width(rule: Rule) -> int | None:
+    """Return the maximum match length of a shipped rule, or None to scan whole views.
+
+    Only shipped rules are windowed: they are written so that every match
+    contains a keyword, which gitleaks does not require of other rule files.
+    """
+    if not rule.origin.startswith("keysteward/"):
+        return None
+    # NOTE: re._parser is CPython's internal regex parser (sre_parse before
+    # Python 3.11); getwidth() returns the (min, max) match length.
+    width = re._parser.parse(rule.regex.pattern, rule.regex.flags).getwidth()[1]  # type: ignore[attr-defined]
+    return width if width <= MAX_WINDOWED_WIDTH else None
+
+
+def _merge(windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    windows.sort()
+    merged: list[tuple[int, int]] = []
+    for start, end in windows:
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(end, merged[-1][1]))
+        else:
+            merged.append((start, end))
+    return merged
+
+
+def _intersect(
+    left: list[tuple[int, int]], right: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """Return the overlap of two sorted lists of disjoint ranges."""
+    result: list[tuple[int, int]] = []
+    i = j = 0
+    while i < len(left) and j < len(right):
+        start = max(left[i][0], right[j][0])
+        end = min(left[i][1], right[j][1])
+        if start < end:
+            result.append((start, end))
+        if left[i][1] < right[j][1]:
+            i += 1
+        else:
+            j += 1
+    return result
 
 
 def _line_around(text: str, offset: int) -> str:

@@ -4,6 +4,7 @@ import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from keysteward.crypto.fingerprint import fingerprint
 from keysteward.discovery.engine import Finding, Scanner
@@ -15,6 +16,9 @@ from keysteward.discovery.sources.filesystem import (
     iter_files,
 )
 from keysteward.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from keysteward.discovery.parallel import Task
 
 # Called after each file or blob with the running counts, for progress bars.
 ProgressCallback = Callable[[ScanStats], None]
@@ -80,6 +84,28 @@ def iter_documents(
                     progress(stats)
 
 
+def iter_tasks(paths: list[Path], git: bool, stats: ScanStats) -> Iterator["Task"]:
+    """Yield one worker task per file under ``paths``, then per git blob."""
+    for root in paths:
+        for file in iter_files(root):
+            shown_path = display_path(file, root)
+            if root.is_dir():
+                shown_path = _joined(root, shown_path)
+            yield ("file", str(file), shown_path, None, None)
+    if git:
+        from keysteward.discovery.sources.git import blob_origins, read_blobs
+
+        for root in paths:
+            origins = {origin.blob: origin for origin in blob_origins(root)}
+            for blob, content in read_blobs(root, list(origins)):
+                if content is None:
+                    stats.skipped_large += 1
+                    continue
+                origin = origins[blob]
+                shown_path = _joined(root, origin.path)
+                yield ("blob", content, shown_path, origin.commit, origin.author)
+
+
 def run_scan(
     paths: list[Path],
     ruleset: RuleSet,
@@ -87,14 +113,26 @@ def run_scan(
     *,
     git: bool = False,
     progress: ProgressCallback | None = None,
+    jobs: int = 1,
 ) -> ScanResult:
-    """Scan ``paths`` and fingerprint every finding with ``salt``."""
+    """Scan ``paths`` with ``jobs`` processes and fingerprint findings with ``salt``.
+
+    Findings come in file order with one job. With more jobs their order
+    follows completion, so callers that need a stable order sort them.
+    """
     check_inputs(paths, git)
-    scanner = Scanner(ruleset)
     result = ScanResult()
-    for document in iter_documents(paths, git, result.stats, progress):
-        result.stats.documents += 1
-        for finding in scanner.scan(document):
-            finding.fingerprint = fingerprint(finding.secret, salt)
-            result.findings.append(finding)
+    if jobs > 1:
+        from keysteward.discovery.parallel import scan_tasks
+
+        tasks = iter_tasks(paths, git, result.stats)
+        result.findings.extend(scan_tasks(tasks, ruleset, jobs, result.stats, progress))
+        result.findings.sort(key=lambda f: (f.commit or "", f.path, f.line, f.column))
+    else:
+        scanner = Scanner(ruleset)
+        for document in iter_documents(paths, git, result.stats, progress):
+            result.stats.documents += 1
+            result.findings.extend(scanner.scan(document))
+    for finding in result.findings:
+        finding.fingerprint = fingerprint(finding.secret, salt)
     return result

@@ -200,3 +200,31 @@ def test_walk_skips_binary_and_git_dir(tmp_path: Path, samples: dict) -> None:
 def test_missing_path_rejected(tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="does not exist"):
         scan([tmp_path / "absent"])
+
+
+def test_parallel_matches_serial(tmp_path: Path, samples: dict) -> None:
+    repository = tmp_path / "repo"
+    repository.mkdir()
+    git(repository, "init", "-q", "-b", "main")
+    for index, rule in enumerate(
+        ("github-pat", "jwt", "aws-access-key", "private-key")
+    ):
+        (repository / f"file_{index}.txt").write_text(
+            samples[rule][0], encoding="utf-8"
+        )
+    git(repository, "add", "-A")
+    git(repository, "commit", "-q", "-m", "keys")
+    (repository / "file_0.txt").write_text("removed\n", encoding="utf-8")
+    git(repository, "commit", "-q", "-am", "remove")
+    serial = run_scan([repository], default_rules(), b"s" * 32, git=True, jobs=1)
+    parallel = run_scan([repository], default_rules(), b"s" * 32, git=True, jobs=2)
+
+    def places(result):
+        return sorted(
+            (f.path, f.line, f.commit or "", f.fingerprint) for f in result.findings
+        )
+
+    assert places(parallel) == places(serial)
+    assert len(serial.findings) == 7
+    assert parallel.stats.blobs == serial.stats.blobs
+    assert parallel.stats.files == serial.stats.files

@@ -32,6 +32,24 @@ class View:
     copied: tuple[bool, ...] = ()
     parent: "View | None" = None
 
+    def changed_ranges(self) -> list[tuple[int, int]] | None:
+        """Return the rewritten spans of this view, or None for an original text."""
+        if self.parent is None:
+            return None
+        ranges = []
+        for index, copied in enumerate(self.copied):
+            if copied:
+                continue
+            start = self.view_starts[index]
+            following = index + 1
+            end = (
+                self.view_starts[following]
+                if following < len(self.view_starts)
+                else len(self.text)
+            )
+            ranges.append((start, end))
+        return ranges
+
     def to_original(self, offset: int) -> int:
         """Map an offset in this view to the offset in the original document."""
         if not self.view_starts:

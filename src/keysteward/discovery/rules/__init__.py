@@ -7,7 +7,8 @@ A rule file holds ``[[rules]]`` tables with the keys gitleaks documents
 keysteward reads three extra rule keys that gitleaks ignores: ``system``
 (inventory system name), ``kind`` (CredentialKind) and ``category``
 (SystemCategory), plus ``secretFrom``, the id of a required rule whose match
-is the secret while the rule's own match only identifies it.
+is the secret while the rule's own match only identifies it, and
+``matchAtKeyword``, which says every match starts at a keyword occurrence.
 """
 
 import re
@@ -87,6 +88,8 @@ class Rule:
     required: tuple[Requirement, ...] = ()
     skip_report: bool = False
     secret_from: str | None = None
+    # Every match starts where a keyword occurs (keysteward extension).
+    match_at_keyword: bool = False
     system: str | None = None
     kind: str = "other"
     category: str = "other"
@@ -219,6 +222,7 @@ def _parse_rule(table: dict[str, Any], origin: str) -> Rule:
         required=required,
         skip_report=bool(table.get("skipReport", False)),
         secret_from=table.get("secretFrom"),
+        match_at_keyword=bool(table.get("matchAtKeyword", False)),
         system=table.get("system"),
         kind=str(table.get("kind", "other")),
         category=str(table.get("category", "other")),

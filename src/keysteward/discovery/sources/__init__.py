@@ -102,7 +102,7 @@ def documents_from_bytes(
 
         yield from workbook_documents(data, path, stats, **origin)
         return
-    if suffix in MAIL_SUFFIXES and commit is None:
+    if suffix in MAIL_SUFFIXES:
         from keysteward.discovery.sources.mail import mail_documents
 
         yield from mail_documents(data, path, suffix, stats)
