@@ -99,6 +99,14 @@ def _sections(
             ],
         ),
         (
+            "Review items reassigned",
+            ["item", "subject", "new reviewer"],
+            [
+                [text(moved["item"]), moved["subject"], moved["to"]]
+                for moved in report.review_items_reassigned
+            ],
+        ),
+        (
             "Rotations queued",
             ["credential", "name", "reason"],
             [

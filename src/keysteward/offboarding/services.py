@@ -19,6 +19,7 @@ from keysteward.events.models import Event
 from keysteward.events.services import record_event
 from keysteward.identities.models import Person, PersonStatus, ServiceAccount
 from keysteward.offboarding.rotation import request_rotation
+from keysteward.reviews.models import CampaignStatus, ReviewCampaign, ReviewItem
 from keysteward.systems.models import System
 from keysteward.tokens.models import ApiToken
 from keysteward.tokens.principals import PrincipalType
@@ -49,6 +50,7 @@ class OffboardingReport:
     secrets: list[dict[str, Any]] = field(default_factory=list)
     secrets_read: list[dict[str, Any]] = field(default_factory=list)
     rotations_queued: list[dict[str, Any]] = field(default_factory=list)
+    review_items_reassigned: list[dict[str, Any]] = field(default_factory=list)
     needs_owner: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -97,6 +99,7 @@ def offboard_person(
     _handle_service_accounts(session, person, successor, report, actor)
     _handle_systems(session, person, successor, report, actor)
     _queue_rotations(session, person, held, report, actor)
+    _reassign_reviews(session, person, successor, report, actor)
     record_event(
         session,
         actor=actor,
@@ -384,4 +387,43 @@ def _queue_rotations(
         entry["rotation_queued"] = any(
             queued["credential_id"] == entry["credential_id"]
             for queued in report.rotations_queued
+        )
+
+
+def _reassign_reviews(
+    session: Session,
+    person: Person,
+    successor: Person | None,
+    report: OffboardingReport,
+    actor: str,
+) -> None:
+    """Give the person's undecided review items to the successor or fallback."""
+    query = (
+        select(ReviewItem)
+        .join(ReviewCampaign, ReviewItem.campaign_id == ReviewCampaign.id)
+        .where(
+            ReviewCampaign.status == CampaignStatus.OPEN,
+            ReviewItem.decision.is_(None),
+            func.lower(ReviewItem.reviewer) == person.email.lower(),
+        )
+        .order_by(ReviewItem.id)
+    )
+    for item in session.scalars(query):
+        new_reviewer = successor.email if successor else None
+        if new_reviewer is None or new_reviewer == item.reviewee:
+            new_reviewer = item.campaign.fallback_reviewer
+        if new_reviewer is None or new_reviewer == item.reviewee:
+            report.needs_owner.append(f"review item {item.id}")
+            continue
+        item.reviewer = new_reviewer
+        record_event(
+            session,
+            actor=actor,
+            action="review.reassign",
+            target_type="review_item",
+            target_id=item.id,
+            details={"from": person.email, "to": new_reviewer},
+        )
+        report.review_items_reassigned.append(
+            {"item": item.id, "subject": item.subject_label, "to": new_reviewer}
         )
