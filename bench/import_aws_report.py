@@ -175,6 +175,7 @@ def main() -> None:
         "--users", type=int, default=10_000, help="IAM users in the report"
     )
     args = parser.parse_args()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         report = folder / "credential_report.csv"
@@ -212,6 +213,8 @@ same file again (which must report 0 added, 0 changed).
   {sqlalchemy.__version__}, PostgreSQL {postgres_version()} on 127.0.0.1, SQLite
   {__import__("sqlite3").sqlite_version}
 - Machine: {machine()}
+- Load average when the run started: {load_before:.1f} (other processes
+  shared the machine).
 - One run each; read the numbers as ratios, not as absolute figures.
 
 """
