@@ -8,7 +8,7 @@ occurrences (or the whole view), never line by line.
 
 import math
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -29,7 +29,10 @@ def shannon_entropy(text: str) -> float:
     if not text:
         return 0.0
     total = len(text)
-    return -sum(n / total * math.log2(n / total) for n in Counter(text).values())
+    # str.count per distinct character is faster than Counter for the short
+    # strings secrets are.
+    probabilities = [text.count(character) / total for character in set(text)]
+    return -sum(p * math.log2(p) for p in probabilities)
 
 
 @dataclass
@@ -206,6 +209,13 @@ class Scanner:
             starts = sorted(
                 {p for word in rule.keywords for p in positions.get(word, ())}
             )
+            if ranges == [(0, len(text))]:
+                match_at = rule.regex.match
+                for start in starts:
+                    match = match_at(text, start)
+                    if match is not None:
+                        yield match
+                return
             range_index = 0
             for start in starts:
                 while range_index < len(ranges) and ranges[range_index][1] <= start:
@@ -260,12 +270,21 @@ class Scanner:
     ) -> bool:
         if not secret:
             return False
-        if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
-            return False
-        line = _line_around(view.text, start)
-        for allowlist in (*rule.allowlists, *self.ruleset.allowlists):
+        allowlists = (*rule.allowlists, *self.ruleset.allowlists)
+        needs_line = any(item.regex_target == "line" for item in allowlists)
+        line = _line_around(view.text, start) if needs_line else ""
+        # The rule's own allowlists come first: they are cheap and reject most
+        # generic candidates before the entropy is computed.
+        for allowlist in rule.allowlists:
             if allowlist.allows(secret, matched, line, document.path):
                 return False
+        if rule.entropy is not None and shannon_entropy(secret) < rule.entropy:
+            return False
+        for allowlist in self.ruleset.allowlists:
+            if allowlist.allows(secret, matched, line, document.path):
+                return False
+        if not document.has_allow_marker:
+            return True
         original_line = document.line_text(view.to_original(start))
         return ALLOW_MARKER not in original_line
 

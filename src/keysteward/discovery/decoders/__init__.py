@@ -76,6 +76,18 @@ def rewrite(
 
     Returns None when nothing matched, so callers can skip an identical view.
     """
+    spans = [
+        (match.start(), match.end(), replace(match))
+        for match in pattern.finditer(view.text)
+    ]
+    return rewrite_spans(view, spans, name) if spans else None
+
+
+def rewrite_spans(view: View, spans: list[tuple[int, int, str]], name: str) -> View:
+    """Return a view of ``view`` with each (start, end, replacement) applied.
+
+    ``spans`` must be sorted and must not overlap.
+    """
     text = view.text
     pieces: list[str] = []
     view_starts: list[int] = []
@@ -83,22 +95,19 @@ def rewrite(
     copied: list[bool] = []
     position = 0
     length = 0
-    for match in pattern.finditer(text):
-        if match.start() > position:
+    for start, end, replacement in spans:
+        if start > position:
             view_starts.append(length)
             original_starts.append(position)
             copied.append(True)
-            pieces.append(text[position : match.start()])
-            length += match.start() - position
-        replacement = replace(match)
+            pieces.append(text[position:start])
+            length += start - position
         view_starts.append(length)
-        original_starts.append(match.start())
+        original_starts.append(start)
         copied.append(False)
         pieces.append(replacement)
         length += len(replacement)
-        position = match.end()
-    if not pieces:
-        return None
+        position = end
     if position < len(text):
         view_starts.append(length)
         original_starts.append(position)
@@ -145,7 +154,8 @@ def json_unescaped(view: View) -> View | None:
 
 # --- URL percent-encoding ----------------------------------------------------
 
-_PERCENT_RUN = re.compile(r"(?:%[0-9A-Fa-f]{2})+")
+# Written to start with the literal "%", which lets sre skip ahead quickly.
+_PERCENT_RUN = re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*")
 
 
 def _unquote_run(match: re.Match[str]) -> str:
@@ -162,17 +172,29 @@ def url_unquoted(view: View) -> View | None:
 
 # --- String literals split over lines ----------------------------------------
 
-# A closing quote, optional "+" or "\" continuation, a line break and the next
-# line's opening quote of the same kind: the seam of an implicitly
-# concatenated string (Python, C) or of "a" + "b" (JavaScript, Java).
-_LITERAL_SEAM = re.compile(r"""(["'])[ \t]*[+\\]?[ \t]*\r?\n[ \t]*\+?[ \t]*\1""")
+# A seam is a closing quote, an optional "+" or "\\" continuation, a line
+# break and the next line's opening quote of the same kind, as in implicitly
+# concatenated strings (Python, C) or "a" + "b" (JavaScript, Java). Seams are
+# found from the line break, which sre searches for quickly as a literal.
+_LINE_OPENS_WITH_QUOTE = re.compile(r"""\n[ \t]*\+?[ \t]*(["'])""")
+_SEAM_TAIL = re.compile(r"""(["'])[ \t]*[+\\]?[ \t]*\r?$""")
 
 
 def literals_joined(view: View) -> View | None:
     """Join string literals that continue on the next line into one literal."""
-    if "\n" not in view.text:
+    text = view.text
+    seams: list[tuple[int, int]] = []
+    for opening in _LINE_OPENS_WITH_QUOTE.finditer(text):
+        newline = opening.start()
+        line_start = text.rfind("\n", 0, newline) + 1
+        tail = _SEAM_TAIL.search(text, max(line_start, newline - 8), newline)
+        if tail is not None and tail.group(1) == opening.group(1):
+            seams.append((tail.start(), opening.end()))
+    if not seams:
         return None
-    return rewrite(view, _LITERAL_SEAM, lambda _match: "", "literals-joined")
+    return rewrite_spans(
+        view, [(start, end, "") for start, end in seams], "literals-joined"
+    )
 
 
 # --- Base64 where the format says the value is base64 -------------------------
@@ -210,7 +232,7 @@ def base64_decoded(view: View) -> View | None:
     text = view.text
     if _K8S_SECRET.search(text):
         return rewrite(view, _K8S_DATA_VALUE, _replace_base64_value, "base64-decoded")
-    if "basic" in text.lower():
+    if "asic" in text or "ASIC" in text:
         return rewrite(view, _BASIC_AUTH, _replace_base64_value, "base64-decoded")
     return None
 

@@ -47,6 +47,7 @@ class Document:
     author: str | None = None
     cells: CellMap | None = None
     _line_starts: list[int] | None = None
+    _allow_marker: bool | None = None
 
     def location(self, offset: int) -> tuple[int, int, str | None]:
         """Return (line, column, pointer) of ``offset``; lines and columns from 1."""
@@ -64,6 +65,13 @@ class Document:
         line_index = bisect_right(self._line_starts, offset) - 1
         column = offset - self._line_starts[line_index] + 1
         return line_index + 1, column, self.pointer
+
+    @property
+    def has_allow_marker(self) -> bool:
+        """Return True when some line may carry a ``keysteward:allow`` comment."""
+        if self._allow_marker is None:
+            self._allow_marker = "keysteward:allow" in self.text
+        return self._allow_marker
 
     def line_text(self, offset: int) -> str:
         start = self.text.rfind("\n", 0, offset) + 1
