@@ -138,6 +138,8 @@ class CredentialPatch:
     required: bool = False
     # Add a warning to the report when nothing matches and it is not required.
     warn_if_unmatched: bool = True
+    # Update every credential that matches, such as all keys of one IAM user.
+    match_all: bool = False
     ambiguity_hint: str = ""
 
 

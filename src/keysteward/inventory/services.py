@@ -363,6 +363,10 @@ class InventoryWriter:
     def apply_patch(self, patch: CredentialPatch) -> None:
         for criteria in patch.match:
             found = self.lookup(patch.source, criteria)
+            if found and patch.match_all:
+                for credential in found:
+                    self._patch(credential, patch)
+                return
             if len(found) > 1:
                 names = ", ".join(sorted(c.source_id for c in found))
                 raise InvalidInputError(

@@ -1,5 +1,6 @@
 """Each importer on the sample exports, with exact field checks."""
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -314,7 +315,6 @@ def test_sheet_sample(shared_dir: Path) -> None:
 @pytest.mark.parametrize(
     "name",
     [
-        "aws_access_analyzer_list_findings_v2.json",
         "hubspot_private_apps_daily_usage.json",
         "vanta_access_file.csv",
     ],
@@ -325,3 +325,80 @@ def test_unsupported_samples_not_detected(shared_dir: Path, name: str) -> None:
     loaded = load_file(shared_dir / "formats" / name)
     with pytest.raises(FormatNotDetectedError, match="pass --source"):
         detect_importer(loaded)
+
+
+def test_access_analyzer_findings(shared_dir: Path) -> None:
+    detected, batch = parse(shared_dir, "aws_access_analyzer_list_findings_v2.json")
+    assert detected == "aws.access_analyzer_findings"
+    (patch,) = batch.patches
+    assert patch.match_all is True
+    assert patch.match == [
+        {
+            "user_arn": "arn:aws:iam::111122223333:user/automation/svc-analytics-etl",
+            "kind": "access_key",
+        }
+    ]
+    assert patch.attributes["access_analyzer"]["type"] == "UnusedIAMUserAccessKey"
+    assert batch.warnings == [
+        "aws_access_analyzer_list_findings_v2.json: skipped 2 finding(s) about IAM "
+        "roles, which hold no credential in the inventory"
+    ]
+
+
+def test_access_analyzer_role_finding_skipped(shared_dir: Path) -> None:
+    detected, batch = parse(shared_dir, "aws_access_analyzer_get_finding_v2.json")
+    assert detected == "aws.access_analyzer_findings"
+    assert batch.patches == []
+    assert len(batch.warnings) == 1
+
+
+def test_access_analyzer_user_details(tmp_path: Path) -> None:
+    arn = "arn:aws:iam::111122223333:user/bo"
+    findings = {
+        "findings": [
+            {
+                "id": "f-1",
+                "resource": arn,
+                "resourceType": "AWS::IAM::User",
+                "status": "ACTIVE",
+                "findingType": "UnusedPermission",
+                "findingDetails": [
+                    {
+                        "unusedPermissionDetails": {
+                            "serviceNamespace": "s3",
+                            "actions": [
+                                {"action": "s3:PutObject"},
+                                {"action": "s3:DeleteObject"},
+                            ],
+                        }
+                    }
+                ],
+            },
+            {
+                "id": "f-2",
+                "resource": arn,
+                "resourceType": "AWS::IAM::User",
+                "status": "ACTIVE",
+                "findingType": "UnusedIAMUserPassword",
+            },
+            {
+                "id": "f-3",
+                "resource": arn,
+                "resourceType": "AWS::IAM::User",
+                "status": "ARCHIVED",
+                "findingType": "UnusedIAMUserAccessKey",
+            },
+        ]
+    }
+    path = tmp_path / "findings.json"
+    path.write_text(json.dumps(findings))
+    loaded = load_file(path)
+    batch = detect_importer(loaded).parse(loaded)
+    permission, password = batch.patches
+    assert permission.attributes["access_analyzer"]["unused_actions"] == [
+        "s3:DeleteObject",
+        "s3:PutObject",
+    ]
+    assert permission.match_all is True
+    assert password.match == [{"source_id": f"{arn}#password"}]
+    assert password.match_all is False

@@ -321,3 +321,23 @@ def test_progress_reports_each_file(store: Store, shared_dir: Path) -> None:
     assert steps[0][0] == "reading okta_api_tokens_list.json"
     assert steps[2][0] == "applying anthropic_admin_api_keys_list.json"
     assert steps[-1][0] == "done"
+
+
+def test_access_analyzer_marks_user_keys(store: Store, shared_dir: Path) -> None:
+    names = (
+        "aws_iam_credential_report.csv",
+        "aws_access_analyzer_list_findings_v2.json",
+    )
+    run_import(store, formats(shared_dir, *names))
+    arn = "arn:aws:iam::111122223333:user/automation/svc-analytics-etl"
+    for slot in (1, 2):
+        key = credential(store, "aws", f"{arn}#access_key_{slot}")
+        finding = key.attributes["access_analyzer"]
+        assert finding["type"] == "UnusedIAMUserAccessKey"
+        assert finding["id"] == "00000000-fake-4000-8000-000000000001"
+    other = credential(
+        store,
+        "aws",
+        "arn:aws:iam::111122223333:user/automation/svc-crm-sync#access_key_1",
+    )
+    assert "access_analyzer" not in other.attributes

@@ -134,6 +134,7 @@ IMPORTER_MODULES = (
     "people",
     "native",
     "aws",
+    "aws_access_analyzer",
     "gcp",
     "github",
     "openai",
