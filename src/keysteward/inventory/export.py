@@ -138,6 +138,8 @@ def _credential(
         "holder_service_account": account_name.get(credential.holder_service_account_id)
         if credential.holder_service_account_id
         else None,
+        # NOTE: fingerprints are salted per installation, so they only match
+        # other fingerprints of the installation that wrote this export.
         "fingerprint": credential.fingerprint,
         "secret_hint": credential.secret_hint,
     }
