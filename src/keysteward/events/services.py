@@ -118,6 +118,8 @@ def _checked_details(details: dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _reject_secrets(value: Any, path: str) -> None:
+    # NOTE: redact() also matches random-looking identifiers, such as most
+    # UUIDs and hex digests, so those are rejected too and belong in target_id.
     if isinstance(value, str):
         if redact(value) != value:
             raise InvalidInputError(
