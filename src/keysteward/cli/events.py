@@ -5,17 +5,26 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from keysteward.cli._context import console, error_console, print_json, state_of
 from keysteward.errors import InvalidInputError
 
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from keysteward.events.verify import VerifyReport
+
 events_app = typer.Typer(
     help="List, export and verify the tamper-evident event log.",
     no_args_is_help=True,
 )
+
+# Problems printed by ``verify`` without --json; --json lists up to
+# ``keysteward.events.verify.MAX_PROBLEMS``.
+MAX_PROBLEMS_SHOWN = 20
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON instead of a table.")
@@ -163,14 +172,14 @@ def verify_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     Exits 0 when the log is intact and 1 when it was tampered with, naming
     the first bad event.
     """
-    from keysteward.events.verify import count_events, verify_chain
+    from keysteward.events.verify import verify_chain
 
     state = state_of(ctx)
     store = state.store
     show_progress = not json_output and sys.stderr.isatty()
     with store.session() as session:
         if show_progress:
-            report = _verify_with_progress(session, state.settings.home, count_events)
+            report = _verify_with_progress(session, state.settings.home)
         else:
             report = verify_chain(session, state.settings.home)
     if json_output:
@@ -181,10 +190,10 @@ def verify_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
         raise typer.Exit(1)
 
 
-def _verify_with_progress(session: Any, home: Path, count_events: Any) -> Any:
+def _verify_with_progress(session: "Session", home: Path) -> "VerifyReport":
     from rich.progress import Progress
 
-    from keysteward.events.verify import verify_chain
+    from keysteward.events.verify import count_events, verify_chain
 
     total = count_events(session)
     with Progress(transient=True, console=error_console) as progress:
@@ -194,25 +203,26 @@ def _verify_with_progress(session: Any, home: Path, count_events: Any) -> Any:
         )
 
 
-def _print_verify_report(report: Any) -> None:
+def _print_verify_report(report: "VerifyReport") -> None:
     for warning in report.warnings:
         typer.echo(f"warning: {warning}", err=True)
-    if report.valid:
+    first = report.first_problem
+    if first is None:
         console.print(
             f"Event log intact: {report.events_checked} events and "
             f"{report.checkpoints_checked} checkpoints verified "
             f"(last sequence {report.last_sequence}, digest {report.last_digest})."
         )
         return
-    first = report.first_problem
     console.print(
         f"Event log TAMPERED: {len(report.problems)} problem(s) found.", markup=False
     )
     console.print(f"First bad event: {first.message}", markup=False)
-    for problem in report.problems[1:20]:
+    for problem in report.problems[1:MAX_PROBLEMS_SHOWN]:
         console.print(f"  - {problem.message}", markup=False)
-    if len(report.problems) > 20:
-        console.print(f"  ... and {len(report.problems) - 20} more", markup=False)
+    hidden = len(report.problems) - MAX_PROBLEMS_SHOWN
+    if hidden > 0:
+        console.print(f"  ... and {hidden} more (see --json)", markup=False)
 
 
 @events_app.command("checkpoint")
