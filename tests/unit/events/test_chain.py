@@ -5,10 +5,13 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select, text
 
 from keysteward.clock import as_utc
 from keysteward.db import Store
+from keysteward.errors import InvalidInputError
 from keysteward.events.chain import (
     GENESIS_DIGEST,
     canonical_fields,
@@ -150,3 +153,41 @@ def test_stored_time_matches_digest(store: Store) -> None:
     (recorded,) = _chain(store)
     assert event_digest(recorded) == recorded.digest
     assert as_utc(recorded.occurred_at) == local
+
+
+_json_text = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    max_size=20,
+)
+_json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | _json_text,
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(_json_text, children, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(details=st.dictionaries(_json_text, _json_values, max_size=5), actor=_json_text)
+def test_digest_survives_round_trip(
+    store: Store, details: dict[str, Any], actor: str
+) -> None:
+    try:
+        with store.session() as session:
+            record_event(session, actor=actor or "a", action="fuzz", details=details)
+    except InvalidInputError:
+        assume(False)
+    with store.session() as session:
+        newest = session.scalars(select(Event).order_by(Event.sequence.desc())).first()
+    assert newest is not None
+    assert event_digest(newest) == newest.digest
