@@ -9,6 +9,7 @@ from keysteward.findings import models as finding_models
 from keysteward.identities import models as identity_models
 from keysteward.offboarding import models as offboarding_models
 from keysteward.reviews import models as review_models
+from keysteward.rotation import models as rotation_models
 from keysteward.systems import models as system_models
 from keysteward.tokens import models as token_models
 from keysteward.vault import models as vault_models
@@ -23,6 +24,7 @@ __all__ = [
     "meta",
     "offboarding_models",
     "review_models",
+    "rotation_models",
     "system_models",
     "token_models",
     "vault_models",

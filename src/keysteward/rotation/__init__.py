@@ -1,0 +1,1 @@
+"""Secret rotation: a crash-safe state machine driven by pluggable rotators."""

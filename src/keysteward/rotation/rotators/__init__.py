@@ -1,0 +1,1 @@
+"""Rotators: the code that changes a secret on its target system."""
