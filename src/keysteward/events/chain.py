@@ -178,6 +178,9 @@ def lock_chain_head(connection: Connection) -> tuple[int, str]:
     takes the database write lock before the head is read; once a writer
     holds it, its reads see the newest committed head.
     """
+    # NOTE: the lock is held until the transaction ends, so a long
+    # transaction that flushes an event early blocks every other writer of
+    # events until it commits. Long jobs should record their events last.
     is_postgresql = connection.dialect.name == "postgresql"
     if not is_postgresql:
         connection.execute(
