@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from keysteward.audit.config import AuditConfig
+from keysteward.audit.config import AuditConfig, Thresholds
 from keysteward.audit.context import AuditContext, CredentialView
 from keysteward.audit.departures import load_departed_readers
 from keysteward.audit.loader import Inventory, load_inventory
@@ -21,6 +21,7 @@ from keysteward.audit.persistence import store_findings
 from keysteward.audit.ranking import credential_factors, rank_key
 from keysteward.audit.results import AuditSummary, RankedFinding, count_by_severity
 from keysteward.audit.rules import RULES, Hit, at_least
+from keysteward.audit.rules._base import RuleCheck
 from keysteward.clock import utcnow
 from keysteward.db import Store
 from keysteward.events.services import record_event
@@ -99,9 +100,10 @@ def evaluate(
 ) -> list[RankedFinding]:
     """Run every enabled rule on every credential; return the ranked findings."""
     findings: list[RankedFinding] = []
+    checks_by_system: dict[str, list[tuple[str, RuleCheck]]] = {}
     total = len(credentials)
     for index, credential in enumerate(credentials, start=1):
-        hits = evaluate_credential(credential, context)
+        hits = evaluate_credential(credential, context, checks_by_system)
         if hits:
             findings.extend(_rank_hits(credential, context, hits))
         if progress is not None and (index % PROGRESS_STEP == 0 or index == total):
@@ -112,21 +114,39 @@ def evaluate(
     return findings
 
 
-def evaluate_credential(credential: CredentialView, context: AuditContext) -> list[Hit]:
-    """Return the hits of every rule enabled for the credential's system."""
+def evaluate_credential(
+    credential: CredentialView,
+    context: AuditContext,
+    checks_by_system: dict[str, list[tuple[str, RuleCheck]]] | None = None,
+) -> list[Hit]:
+    """Return the hits of every rule enabled for the credential's system.
+
+    ``checks_by_system`` caches the enabled rules per system across calls.
+    """
     thresholds = context.thresholds(credential)
+    cache = {} if checks_by_system is None else checks_by_system
+    checks = cache.get(credential.system_name)
+    if checks is None:
+        checks = _enabled_checks(context.config, thresholds)
+        cache[credential.system_name] = checks
     hits: list[Hit] = []
-    for rule_id, check in RULES.items():
-        if rule_id in thresholds.disabled_rules:
-            continue
-        if not context.config.rule_enabled(rule_id):
-            continue
+    for rule_id, check in checks:
         hit = check(credential, context, thresholds)
         if hit is None:
             continue
         hit.severity = at_least(hit.severity, context.config.min_severity(rule_id))
         hits.append(hit)
     return hits
+
+
+def _enabled_checks(
+    config: AuditConfig, thresholds: Thresholds
+) -> list[tuple[str, RuleCheck]]:
+    return [
+        (rule_id, check)
+        for rule_id, check in RULES.items()
+        if config.rule_enabled(rule_id) and rule_id not in thresholds.disabled_rules
+    ]
 
 
 def _rank_hits(

@@ -157,7 +157,7 @@ def _load_credentials(
             source=row.source,
             source_id=row.source_id,
             fingerprint=row.fingerprint,
-            attributes=dict(row.attributes or {}),
+            attributes=row.attributes or {},
         )
 
 
