@@ -1,4 +1,4 @@
-"""Where discovery found each credential; fingerprints only, never values."""
+"""Discovery hits: the places where each credential was found, by fingerprint."""
 
 from datetime import datetime
 

@@ -10,20 +10,18 @@ cheaper than sending compiled rules back.
 import concurrent.futures
 import multiprocessing
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
 
 from keysteward.discovery.engine import Finding, Scanner
 from keysteward.discovery.rules import Rule, RuleSet
-from keysteward.discovery.sources import ScanStats, documents_from_bytes
-from keysteward.discovery.sources.filesystem import file_documents
+from keysteward.discovery.sources import ScanStats
+from keysteward.discovery.tasks import Task, execute_task
 
-# A task: ("file", path on disk, path shown) or ("blob", content, path, commit, author).
-Task = tuple[str, object, str, str | None, str | None]
 # A finding as plain values: rule id, secret, path, line, column, pointer,
 # commit, author, context, identifier.
 PlainFinding = tuple[
     str, str, str, int, int, str | None, str | None, str | None, str, str | None
 ]
+TaskResult = tuple[str | None, list[PlainFinding], ScanStats, int]
 # Tasks submitted ahead of the results collected, per worker, so git blobs
 # do not all sit in memory at once.
 IN_FLIGHT_PER_WORKER = 8
@@ -36,46 +34,26 @@ def _start_worker(ruleset: RuleSet) -> None:
     _scanner = Scanner(ruleset)
 
 
-def _scan_task(task: Task) -> tuple[list[PlainFinding], ScanStats, int]:
+def _scan_task(task: Task) -> TaskResult:
     assert _scanner is not None
     stats = ScanStats()
-    kind, payload, shown_path, commit, author = task
-    if kind == "file":
-        documents = file_documents(Path(str(payload)), shown_path, stats)
-    else:
-        assert isinstance(payload, bytes)
-        stats.blobs += 1
-        stats.bytes += len(payload)
-        documents = documents_from_bytes(
-            payload,
-            shown_path,
-            PurePosixPath(shown_path).name,
-            stats,
-            commit=commit,
-            author=author,
+    blob_id, findings, count = execute_task(_scanner, task, stats)
+    plain: list[PlainFinding] = [
+        (
+            finding.rule_id,
+            finding.secret,
+            finding.path,
+            finding.line,
+            finding.column,
+            finding.pointer,
+            finding.commit,
+            finding.author,
+            finding.context,
+            finding.identifier,
         )
-    plain: list[PlainFinding] = []
-    count = 0
-    for document in documents:
-        count += 1
-        if kind == "blob":
-            document.context = f"git-{document.context}"
-        for finding in _scanner.scan(document):
-            plain.append(
-                (
-                    finding.rule_id,
-                    finding.secret,
-                    finding.path,
-                    finding.line,
-                    finding.column,
-                    finding.pointer,
-                    finding.commit,
-                    finding.author,
-                    finding.context,
-                    finding.identifier,
-                )
-            )
-    return plain, stats, count
+        for finding in findings
+    ]
+    return blob_id, plain, stats, count
 
 
 def _merge_stats(total: ScanStats, part: ScanStats) -> None:
@@ -93,8 +71,8 @@ def scan_tasks(
     jobs: int,
     stats: ScanStats,
     progress: Callable[[ScanStats], None] | None = None,
-) -> Iterator[Finding]:
-    """Scan ``tasks`` in ``jobs`` processes; yield findings as tasks complete."""
+) -> Iterator[tuple[str | None, list[Finding]]]:
+    """Scan ``tasks`` in ``jobs`` processes; yield (blob id, findings) per task."""
     rules = ruleset.by_id()
     context = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(
@@ -103,10 +81,7 @@ def scan_tasks(
         initializer=_start_worker,
         initargs=(ruleset,),
     ) as pool:
-        pending: set[
-            concurrent.futures.Future[tuple[list[PlainFinding], ScanStats, int]]
-        ]
-        pending = set()
+        pending: set[concurrent.futures.Future[TaskResult]] = set()
         for task in tasks:
             pending.add(pool.submit(_scan_task, task))
             if len(pending) >= jobs * IN_FLIGHT_PER_WORKER:
@@ -119,38 +94,31 @@ def scan_tasks(
 
 
 def _collect(
-    done: set[concurrent.futures.Future[tuple[list[PlainFinding], ScanStats, int]]],
+    done: set[concurrent.futures.Future[TaskResult]],
     rules: dict[str, Rule],
     stats: ScanStats,
     progress: Callable[[ScanStats], None] | None,
-) -> Iterator[Finding]:
+) -> Iterator[tuple[str | None, list[Finding]]]:
     for future in done:
-        plain, part, documents = future.result()
+        blob_id, plain, part, documents = future.result()
         _merge_stats(stats, part)
         stats.documents += documents
         if progress is not None:
             progress(stats)
-        for (
-            rule_id,
-            secret,
-            path,
-            line,
-            column,
-            pointer,
-            commit,
-            author,
-            context,
-            ident,
-        ) in plain:
-            yield Finding(
-                rule=rules[rule_id],
-                secret=secret,
-                path=path,
-                line=line,
-                column=column,
-                pointer=pointer,
-                commit=commit,
-                author=author,
-                context=context,
-                identifier=ident,
-            )
+        yield blob_id, [_rebuild(item, rules) for item in plain]
+
+
+def _rebuild(item: PlainFinding, rules: dict[str, Rule]) -> Finding:
+    rule_id, secret, path, line, column, pointer, commit, author, context, ident = item
+    return Finding(
+        rule=rules[rule_id],
+        secret=secret,
+        path=path,
+        line=line,
+        column=column,
+        pointer=pointer,
+        commit=commit,
+        author=author,
+        context=context,
+        identifier=ident,
+    )

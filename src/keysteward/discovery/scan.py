@@ -9,16 +9,16 @@ from typing import TYPE_CHECKING
 from keysteward.crypto.fingerprint import fingerprint
 from keysteward.discovery.engine import Finding, Scanner
 from keysteward.discovery.rules import RuleSet
-from keysteward.discovery.sources import Document, ScanStats
+from keysteward.discovery.sources import ScanStats
 from keysteward.discovery.sources.filesystem import (
     display_path,
-    file_documents,
     iter_files,
 )
+from keysteward.discovery.tasks import Task, from_history, iter_serial
 from keysteward.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from keysteward.discovery.parallel import Task
+    from keysteward.discovery.sources.git import BlobOrigin
 
 # Called after each file or blob with the running counts, for progress bars.
 ProgressCallback = Callable[[ScanStats], None]
@@ -61,49 +61,30 @@ def _joined(root: Path, relative: str) -> str:
     return Path(os.path.normpath(root / relative)).as_posix()
 
 
-def iter_documents(
-    paths: list[Path], git: bool, stats: ScanStats, progress: ProgressCallback | None
-) -> Iterator[Document]:
-    """Yield the documents of every file under ``paths``, then of their histories."""
-    for root in paths:
-        for file in iter_files(root):
-            shown_path = display_path(file, root)
-            if root.is_dir():
-                shown_path = _joined(root, shown_path)
-            yield from file_documents(file, shown_path, stats)
-            if progress is not None:
-                progress(stats)
-    if git:
-        from keysteward.discovery.sources.git import history_documents
-
-        for root in paths:
-            for document in history_documents(root, stats):
-                document.path = _joined(root, document.path)
-                yield document
-                if progress is not None:
-                    progress(stats)
-
-
-def iter_tasks(paths: list[Path], git: bool, stats: ScanStats) -> Iterator["Task"]:
-    """Yield one worker task per file under ``paths``, then per git blob."""
+def file_tasks(paths: list[Path]) -> Iterator[Task]:
+    """Yield one task per file under ``paths``."""
     for root in paths:
         for file in iter_files(root):
             shown_path = display_path(file, root)
             if root.is_dir():
                 shown_path = _joined(root, shown_path)
             yield ("file", str(file), shown_path, None, None)
-    if git:
-        from keysteward.discovery.sources.git import blob_origins, read_blobs
 
-        for root in paths:
-            origins = {origin.blob: origin for origin in blob_origins(root)}
-            for blob, content in read_blobs(root, list(origins)):
-                if content is None:
-                    stats.skipped_large += 1
-                    continue
-                origin = origins[blob]
-                shown_path = _joined(root, origin.path)
-                yield ("blob", content, shown_path, origin.commit, origin.author)
+
+def blob_tasks(
+    root: Path, origins: list["BlobOrigin"], stats: ScanStats
+) -> Iterator[Task]:
+    """Yield one task per blob in ``origins``, read from the repository at ``root``."""
+    from keysteward.discovery.sources.git import read_blobs
+
+    by_blob = {origin.blob: origin for origin in origins}
+    for blob, content in read_blobs(root, list(by_blob)):
+        if content is None:
+            stats.skipped_large += 1
+            continue
+        origin = by_blob[blob]
+        shown_path = _joined(root, origin.path)
+        yield ("blob", content, shown_path, origin.commit, origin.author)
 
 
 def run_scan(
@@ -117,22 +98,49 @@ def run_scan(
 ) -> ScanResult:
     """Scan ``paths`` with ``jobs`` processes and fingerprint findings with ``salt``.
 
-    Findings come in file order with one job. With more jobs their order
-    follows completion, so callers that need a stable order sort them.
+    With ``git``, every blob of each repository's history is scanned too,
+    except blobs whose content equals a scanned working-tree file: their
+    findings are copied from that file with the commit that added the blob.
     """
     check_inputs(paths, git)
     result = ScanResult()
-    if jobs > 1:
+    stats = result.stats
+    scanner = Scanner(ruleset) if jobs <= 1 else None
+
+    def run(tasks: Iterator[Task]) -> Iterator[tuple[str | None, list[Finding]]]:
+        if scanner is not None:
+            for outcome in iter_serial(tasks, scanner, stats):
+                if progress is not None:
+                    progress(stats)
+                yield outcome
+            return
         from keysteward.discovery.parallel import scan_tasks
 
-        tasks = iter_tasks(paths, git, result.stats)
-        result.findings.extend(scan_tasks(tasks, ruleset, jobs, result.stats, progress))
-        result.findings.sort(key=lambda f: (f.commit or "", f.path, f.line, f.column))
-    else:
-        scanner = Scanner(ruleset)
-        for document in iter_documents(paths, git, result.stats, progress):
-            result.stats.documents += 1
-            result.findings.extend(scanner.scan(document))
+        yield from scan_tasks(tasks, ruleset, jobs, stats, progress)
+
+    scanned: dict[str, list[Finding]] = {}
+    for blob_id, findings in run(file_tasks(paths)):
+        result.findings.extend(findings)
+        if blob_id is not None:
+            scanned[blob_id] = findings
+    if git:
+        from keysteward.discovery.sources.git import blob_origins
+
+        for root in paths:
+            unscanned = []
+            for origin in blob_origins(root):
+                if origin.blob not in scanned:
+                    unscanned.append(origin)
+                    continue
+                stats.blobs += 1
+                shown_path = _joined(root, origin.path)
+                result.findings.extend(
+                    from_history(finding, shown_path, origin.commit, origin.author)
+                    for finding in scanned[origin.blob]
+                )
+            for _blob_id, findings in run(blob_tasks(root, unscanned, stats)):
+                result.findings.extend(findings)
+    result.findings.sort(key=lambda f: (f.commit or "", f.path, f.line, f.column))
     for finding in result.findings:
         finding.fingerprint = fingerprint(finding.secret, salt)
     return result

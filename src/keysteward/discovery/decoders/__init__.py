@@ -1,9 +1,9 @@
 """Decoders: bytes to text, and decoded views of a text that keep offsets.
 
-A view is a rewritten copy of a document's text (JSON escapes resolved,
-percent-encoding undone, string literals split over lines joined) with a
-map from each offset in the copy back to an offset in the original, so a
-match in a view is still reported at the original line.
+A view is a rewritten copy of a document's text: JSON escapes resolved,
+percent-encoding undone, or string literals split over lines joined. It
+keeps a map from each offset in the copy back to an offset in the original,
+so a match in a view is still reported at the original line.
 """
 
 import base64
@@ -197,7 +197,7 @@ def literals_joined(view: View) -> View | None:
     )
 
 
-# --- Base64 where the format says the value is base64 -------------------------
+# --- Base64 where the format defines the value as base64 ----------------------
 
 # Kubernetes Secret manifests keep values under "data:" base64-encoded, and
 # HTTP Basic credentials are base64 of "user:password".

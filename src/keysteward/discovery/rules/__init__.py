@@ -1,6 +1,6 @@
 """Detection rules as data, loaded from TOML files in gitleaks' layout.
 
-A rule file holds ``[[rules]]`` tables with the keys gitleaks documents
+A rule file contains ``[[rules]]`` tables with the keys gitleaks documents
 (``id``, ``description``, ``regex``, ``secretGroup``, ``keywords``,
 ``entropy``, ``path``, ``allowlist``/``allowlists``, ``required``,
 ``skipReport``) and an optional global ``[allowlist]``/``[[allowlists]]``.

@@ -50,8 +50,16 @@ def display_path(path: Path, root: Path) -> str:
         return path.as_posix()
 
 
-def file_documents(path: Path, shown: str, stats: ScanStats) -> Iterator[Document]:
-    """Yield the documents of one file, counting it in ``stats``."""
+def file_documents(
+    path: Path,
+    shown_path: str,
+    stats: ScanStats,
+    blob_ids: list[str] | None = None,
+) -> Iterator[Document]:
+    """Yield the documents of one file, counting it in ``stats``.
+
+    When ``blob_ids`` is given, the file's git blob id is appended to it.
+    """
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
@@ -62,12 +70,16 @@ def file_documents(path: Path, shown: str, stats: ScanStats) -> Iterator[Documen
 
             stats.files += 1
             stats.bytes += size
-            yield from mbox_file_documents(path, shown, stats)
+            yield from mbox_file_documents(path, shown_path, stats)
             return
         data = path.read_bytes()
     except OSError as exc:
-        stats.errors.append(f"{shown}: {exc.strerror or exc}")
+        stats.errors.append(f"{shown_path}: {exc.strerror or exc}")
         return
     stats.files += 1
     stats.bytes += len(data)
-    yield from documents_from_bytes(data, shown, path.name, stats)
+    if blob_ids is not None:
+        from keysteward.discovery.tasks import git_blob_id
+
+        blob_ids.append(git_blob_id(data))
+    yield from documents_from_bytes(data, shown_path, path.name, stats)
