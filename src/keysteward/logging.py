@@ -53,6 +53,18 @@ def _looks_random(text: str) -> bool:
     )
 
 
+def contains_known_secret(text: str) -> bool:
+    """Return whether ``text`` holds a value of a known credential shape.
+
+    Unlike ``redact`` this skips the entropy check, so ids such as UUIDs and
+    hex digests pass: use it to reject input, and ``redact`` to clean output.
+    """
+    return any(
+        pattern.search(text)
+        for pattern in (_PREFIXED, _URL_PASSWORD, _BEARER, _ASSIGNMENT)
+    )
+
+
 def redact(text: str) -> str:
     """Return ``text`` with anything shaped like a secret replaced."""
     text = _PREFIXED.sub(REDACTED, text)

@@ -1,5 +1,7 @@
 """The event log accepts inserts, rejects every change and keeps secrets out."""
 
+import hashlib
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -194,3 +196,18 @@ def test_list_events_filters(store: Store) -> None:
     assert [e.sequence for e in newest] == [3]
     assert future == []
     assert len(past) == 3
+
+
+def test_record_event_accepts_identifiers(store: Store) -> None:
+    request_id = str(uuid.uuid4())
+    digest = hashlib.sha256(b"report.csv").hexdigest()
+    with store.session() as session:
+        record_event(
+            session,
+            actor="api:svc-crm-sync",
+            action="secret.read",
+            details={"request": request_id, "file_sha256": digest},
+        )
+    with store.session() as session:
+        recorded = list_events(session)
+    assert recorded[0].details == {"request": request_id, "file_sha256": digest}
