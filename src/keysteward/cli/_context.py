@@ -47,7 +47,11 @@ class CliState:
 
     @cached_property
     def store(self) -> Store:
-        return open_store(self.settings)
+        from keysteward.events.checkpoints import enable_automatic_checkpoints
+
+        opened = open_store(self.settings)
+        enable_automatic_checkpoints(opened)
+        return opened
 
     def close(self) -> None:
         """Release the store's connections, if the command opened it."""
