@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from keysteward.authz.models import PermissionUsage, Role, RoleGrant
 from keysteward.authz.permissions import (
@@ -120,6 +120,14 @@ def _credential_items(session: Session) -> list[ScopeItem]:
     query = (
         select(Credential)
         .where(Credential.status == CredentialStatus.ACTIVE)
+        .options(
+            selectinload(Credential.system),
+            selectinload(Credential.owner),
+            selectinload(Credential.holder_person),
+            selectinload(Credential.holder_service_account).selectinload(
+                ServiceAccount.owner
+            ),
+        )
         .order_by(Credential.id)
     )
     items = []

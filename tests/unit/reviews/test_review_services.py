@@ -3,6 +3,7 @@
 import base64
 import csv
 import io
+import json
 import os
 from datetime import UTC, date, datetime, timedelta
 
@@ -211,6 +212,7 @@ def test_campaign_applies_and_exports(store: Store, scenario: Scenario) -> None:
     assert len(rows) == 10
     for row in rows:
         assert row["decision"], row
+        assert json.loads(row["facts"]), row
         assert row["proof_event_id"], row
         assert row["snapshot_at"], row
     flagged = [row for row in rows if row["flagged"] == "yes"]
