@@ -37,7 +37,7 @@ class Planted:
     context: str
     line: int | None = None
     # Other values that identify the same credential, such as an AWS access
-    # key id next to its secret; a tool that reports one of them found it.
+    # key id next to its secret. A tool that reports one of them found it.
     alternates: list[str] = field(default_factory=list)
 
 
