@@ -105,6 +105,15 @@ def test_sarif_file_written(tmp_path: Path, project: Path) -> None:
     assert len(log["runs"][0]["results"]) == 2
 
 
+def test_html_file_written(tmp_path: Path, project: Path) -> None:
+    page = tmp_path / "report.html"
+    result = invoke(tmp_path, str(project), "--no-store", "--html", str(page))
+    assert result.exit_code == 1, result.output
+    text = page.read_text()
+    assert "stripe-secret-key" in text
+    assert fake("sk" + "_live_", 40, 2) not in text
+
+
 def test_store_records_scan(tmp_path: Path, project: Path) -> None:
     invoke(tmp_path, str(project))
     status = runner.invoke(app, ["--home", str(tmp_path / "home"), "status", "--json"])

@@ -44,6 +44,10 @@ def discover(
         Path | None,
         typer.Option(help="Write a SARIF 2.1.0 report to this file ('-' for stdout)."),
     ] = None,
+    html: Annotated[
+        Path | None,
+        typer.Option(help="Write an HTML report to this file."),
+    ] = None,
     baseline: Annotated[
         Path | None,
         typer.Option(
@@ -89,7 +93,12 @@ def discover(
     """Scan PATHs for credentials; exit 1 when new findings exist, 0 when none."""
     from keysteward.credentials.services import fingerprint_salt
     from keysteward.discovery.baseline import Baseline, load_baseline, write_baseline
-    from keysteward.discovery.reports import json_report, print_table, sarif_report
+    from keysteward.discovery.reports import (
+        html_report,
+        json_report,
+        print_table,
+        sarif_report,
+    )
     from keysteward.discovery.rules import load_rules
     from keysteward.discovery.services import record_scan
 
@@ -142,6 +151,8 @@ def discover(
             typer.echo(document)
         else:
             sarif.write_text(document + "\n", encoding="utf-8")
+    if html is not None:
+        html.write_text(html_report(result), encoding="utf-8")
     if json_output:
         print_json(json_report(result))
     elif not quiet:

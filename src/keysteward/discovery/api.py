@@ -10,7 +10,7 @@ from keysteward.db import Store
 from keysteward.dependencies import get_store, require
 from keysteward.discovery.models import DiscoveryHit
 from keysteward.operators.roles import Perm
-from keysteward.pagination import ApiModel, Page, PageParams, fetch_page
+from keysteward.pagination import ApiModel, Page, PageParams, RowIdFilter, fetch_page
 
 router = APIRouter(
     tags=["discovery"], dependencies=[Depends(require(Perm.DISCOVERY_READ))]
@@ -44,7 +44,7 @@ def list_hits(
     store: Annotated[Store, Depends(get_store)],
     params: Annotated[PageParams, Depends()],
     rule: Annotated[str | None, Query(max_length=100)] = None,
-    credential_id: int | None = None,
+    credential_id: RowIdFilter = None,
     path: Annotated[
         str | None, Query(max_length=500, description="Text the path contains.")
     ] = None,

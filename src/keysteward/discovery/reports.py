@@ -1,4 +1,4 @@
-"""Scan reports: a Rich table, JSON and SARIF 2.1.0. None contains a whole secret."""
+"""Scan reports: a Rich table, JSON, HTML and SARIF 2.1.0, none with a whole secret."""
 
 from typing import Any
 from urllib.parse import quote
@@ -167,3 +167,16 @@ def sarif_report(result: ScanResult) -> dict[str, Any]:
             }
         ],
     }
+
+
+def html_report(result: ScanResult) -> str:
+    """Return a standalone HTML page of the findings; every value is escaped."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    environment = Environment(
+        loader=PackageLoader("keysteward.discovery", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    template = environment.get_template("report.html.j2")
+    report = json_report(result)
+    return template.render(summary=report["summary"], findings=report["findings"])

@@ -7,7 +7,7 @@ import pytest
 
 from keysteward.crypto.fingerprint import new_salt
 from keysteward.discovery.baseline import Baseline, load_baseline, write_baseline
-from keysteward.discovery.reports import json_report, sarif_report
+from keysteward.discovery.reports import html_report, json_report, sarif_report
 from keysteward.discovery.rules import default_rules
 from keysteward.discovery.scan import ScanResult, run_scan
 from keysteward.errors import InvalidInputError
@@ -87,3 +87,14 @@ def test_bad_baseline_rejected(tmp_path: Path, content: str) -> None:
     path.write_text(content, encoding="utf-8")
     with pytest.raises(InvalidInputError, match="--update-baseline"):
         load_baseline(path)
+
+
+def test_html_report_redacted_escaped(tmp_path: Path, samples: dict) -> None:
+    (tmp_path / "<odd>&.env").write_text(samples["github-pat"][0], encoding="utf-8")
+    result = run_scan([tmp_path], default_rules(), new_salt())
+    page = html_report(result)
+    assert page.startswith("<!doctype html>")
+    assert "ghp_…" in page
+    assert samples["github-pat"][1] not in page
+    assert "&lt;odd&gt;&amp;.env" in page
+    assert "<odd>" not in page
