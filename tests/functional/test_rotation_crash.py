@@ -3,8 +3,8 @@
 Each case runs a real rotation against the local PostgreSQL or Redis server
 in a child process that SIGKILLs itself at one checkpoint. Right after the
 kill, the value that works on the target must be in the vault (current or
-pending); after ``resume_rotations`` the rotation must be done, with only
-the new value working.
+pending). After ``resume_rotations`` the rotation must be done with only
+the new value working, or rolled back with the old value working.
 """
 
 import os
@@ -14,17 +14,21 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 from sqlalchemy import select
 
 from common.rotation_setup import (
     ACTOR,
+    POSTGRES_ADMIN_DSN,
     add_rotatable_secret,
     keyring_for,
     postgres_attributes,
     postgres_password_is_set,
     postgres_role,
     random_master_key,
+    random_password,
     redis_attributes,
     redis_password_works,
     redis_user,
@@ -47,8 +51,14 @@ STEP_STATES = [
     "grace",
     "old_revoked",
 ]
-CHECKPOINTS = [
-    f"{when}:{state}" for state in STEP_STATES for when in ("before", "after")
+# A kill before each step's action finds the previous step committed. A kill
+# after the action, before the commit, differs from that only where the
+# action changed the target: apply (pending_created) and revoke (grace). The
+# other actions write to the store inside the step's own transaction, so a
+# kill after them leaves the same state as a kill before them.
+CHECKPOINTS = [f"before:{state}" for state in STEP_STATES] + [
+    "after:pending_created",
+    "after:grace",
 ]
 
 
@@ -177,3 +187,47 @@ def test_redis_rotation_survives_kill(
             user.password,
             lambda value: redis_password_works(user.name, value),
         )
+
+
+def _set_role_password(role: str, password: str) -> None:
+    with psycopg.connect(POSTGRES_ADMIN_DSN, autocommit=True) as admin:
+        verifier = admin.pgconn.encrypt_password(
+            password.encode(), role.encode(), b"scram-sha-256"
+        )
+        admin.execute(
+            sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                sql.Identifier(role), sql.Literal(verifier.decode())
+            )
+        )
+
+
+@pytest.mark.parametrize("store", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("kill_at", ["before:rolling_back", "after:rolling_back"])
+def test_postgres_rollback_survives_kill(
+    store: Store, master_key: str, tmp_path: Path, kill_at: str
+) -> None:
+    keyring = keyring_for(master_key)
+    store_admin_secrets(store, keyring)
+    home = tmp_path / "child-home"
+    with postgres_role() as role:
+        add_rotatable_secret(
+            store,
+            keyring,
+            "app-reader",
+            role.password.encode(),
+            postgres_attributes(role.name),
+        )
+        first = _run_child(store, master_key, home, "app-reader", "before:applied")
+        # Someone changes the password by hand after keysteward applied its
+        # new one, so verification fails and the rotation must roll back.
+        _set_role_password(role.name, random_password())
+
+        second = _run_child(store, master_key, home, "app-reader", kill_at)
+        resume_rotations(store, keyring, actor=ACTOR)
+
+        assert first.returncode == -signal.SIGKILL, first.stderr
+        assert second.returncode == -signal.SIGKILL, second.stderr
+        assert _rotation_state(store) == RotationState.ROLLED_BACK
+        in_vault = _vault_values(store, keyring, "app-reader")
+        assert in_vault == {"current": role.password}
+        assert postgres_password_is_set(role.name, role.password)
