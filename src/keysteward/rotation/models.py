@@ -30,6 +30,7 @@ class RotationState(StrEnum):
     ROLLED_BACK = "rolled_back"
 
 
+MAX_REASON_CHARS = 500
 END_STATES = (RotationState.DONE, RotationState.FAILED, RotationState.ROLLED_BACK)
 ACTIVE_STATES = tuple(state for state in RotationState if state not in END_STATES)
 _ACTIVE_SQL = "state NOT IN ('done', 'failed', 'rolled_back')"
@@ -65,8 +66,9 @@ class Rotation(Base):
     )
     rotator: Mapped[str] = mapped_column(String(50))
     state: Mapped[str] = mapped_column(String(20), default=RotationState.REQUESTED)
-    # Why it was requested: "due", "operator", "offboarding", ...
-    reason: Mapped[str] = mapped_column(String(50))
+    # Why it was requested: "due", "operator", or free text from the caller,
+    # such as an offboarding note.
+    reason: Mapped[str] = mapped_column(String(MAX_REASON_CHARS))
     requested_by: Mapped[str] = mapped_column(String(200))
     requested_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -47,6 +47,7 @@ from keysteward.rotation.locks import (
 from keysteward.rotation.models import (
     ACTIVE_STATES,
     END_STATES,
+    MAX_REASON_CHARS,
     Rotation,
     RotationState,
 )
@@ -185,6 +186,11 @@ def queue_rotation(
     if (credential_id is None) == (secret_name is None):
         raise RotationRejectedError(
             "queue_rotation needs exactly one of credential_id or secret_name"
+        )
+    if not reason or len(reason) > MAX_REASON_CHARS:
+        raise RotationRejectedError(
+            f"invalid rotation reason of {len(reason)} characters; give 1 to "
+            f"{MAX_REASON_CHARS}"
         )
     if secret_name is not None:
         secret = get_secret(session, secret_name)

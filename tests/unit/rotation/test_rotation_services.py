@@ -177,6 +177,19 @@ class TestRequests:
         with store.session() as session:
             assert len(list_rotations(session)) == 1
 
+    def test_long_reason_rejected(self, store: Store, keyring: KeyRing) -> None:
+        add_api_token_secret(store, keyring, "bot-token")
+
+        with store.session() as session, pytest.raises(RotationRejectedError):
+            queue_rotation(
+                session, secret_name="bot-token", reason="x" * 501, actor=ACTOR
+            )
+        with store.session() as session:
+            kept = queue_rotation(
+                session, secret_name="bot-token", reason="y" * 500, actor=ACTOR
+            )
+            assert kept.reason == "y" * 500
+
     def test_index_allows_one_active_rotation(
         self, store: Store, keyring: KeyRing
     ) -> None:

@@ -27,7 +27,7 @@ def upgrade() -> None:
         sa.Column("credential_id", sa.Integer(), nullable=True),
         sa.Column("rotator", sa.String(length=50), nullable=False),
         sa.Column("state", sa.String(length=20), nullable=False),
-        sa.Column("reason", sa.String(length=50), nullable=False),
+        sa.Column("reason", sa.String(length=500), nullable=False),
         sa.Column("requested_by", sa.String(length=200), nullable=False),
         sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
