@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -93,8 +93,7 @@ def create_app(
     settings: Settings, store: Store | None = None, keyring: KeyRing | None = None
 ) -> FastAPI:
     """Build the API for ``settings``; ``store`` and ``keyring`` default to theirs."""
-    from keysteward.tokens.api import router as tokens_router
-    from keysteward.vault.api import router as vault_router
+    from keysteward.observability import install_observability
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -109,15 +108,51 @@ def create_app(
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
     )
     app.state.store = store or open_store(settings)
     app.state.keyring = keyring or keyring_for_home(settings.home)
+    app.state.settings = settings
     _install_error_handlers(app)
+    install_observability(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    app.include_router(tokens_router, prefix=API_PREFIX)
-    app.include_router(vault_router, prefix=API_PREFIX)
+    for router in _concept_routers():
+        app.include_router(router, prefix=API_PREFIX)
+    from keysteward.web.routes import install_dashboard
+
+    install_dashboard(app)
     return app
+
+
+def _concept_routers() -> list[APIRouter]:
+    from keysteward.audit.api import router as audit_router
+    from keysteward.authz.api import router as authz_router
+    from keysteward.credentials.api import router as credentials_router
+    from keysteward.discovery.api import router as discovery_router
+    from keysteward.events.api import router as events_router
+    from keysteward.identities.api import router as identities_router
+    from keysteward.operators.api import router as operators_router
+    from keysteward.reviews.api import router as reviews_router
+    from keysteward.rotation.api import router as rotation_router
+    from keysteward.systems.api import router as systems_router
+    from keysteward.tokens.api import router as tokens_router
+    from keysteward.vault.api import router as vault_router
+
+    return [
+        operators_router,
+        tokens_router,
+        vault_router,
+        identities_router,
+        systems_router,
+        credentials_router,
+        authz_router,
+        audit_router,
+        discovery_router,
+        rotation_router,
+        reviews_router,
+        events_router,
+    ]

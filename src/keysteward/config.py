@@ -40,6 +40,11 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the store; unset means SQLite in home.",
     )
     log_level: str = "WARNING"
+    cookie_secure: bool = Field(
+        default=True,
+        description="Mark dashboard cookies Secure; turn off only for "
+        "http://127.0.0.1 in development.",
+    )
     config_file: Path | None = None
 
     @field_validator("log_level")

@@ -8,6 +8,7 @@ from keysteward.events import models as event_models
 from keysteward.findings import models as finding_models
 from keysteward.identities import models as identity_models
 from keysteward.offboarding import models as offboarding_models
+from keysteward.operators import models as operator_models
 from keysteward.reviews import models as review_models
 from keysteward.rotation import models as rotation_models
 from keysteward.systems import models as system_models
@@ -23,6 +24,7 @@ __all__ = [
     "identity_models",
     "meta",
     "offboarding_models",
+    "operator_models",
     "review_models",
     "rotation_models",
     "system_models",

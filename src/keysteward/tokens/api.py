@@ -7,23 +7,79 @@ The request has the OAuth 2.0 client-credentials shape (RFC 6749, section
 
 import base64
 import binascii
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from sqlalchemy import select
 
 from keysteward.db import Store
 from keysteward.dependencies import (
     client_address,
     get_keyring,
     get_store,
+    require,
     too_many_attempts,
 )
+from keysteward.operators.roles import Perm
+from keysteward.pagination import ApiModel, Page, PageParams, RowIdFilter, fetch_page
 from keysteward.tokens.errors import AuthenticationError, ThrottledError
 from keysteward.tokens.exchange import exchange_api_token
+from keysteward.tokens.models import ApiToken
 from keysteward.tokens.schemas import TokenResponse
 from keysteward.vault.keys import KeyRing
 
 router = APIRouter(tags=["tokens"])
+
+
+class ApiTokenOut(ApiModel):
+    id: int
+    hint: str
+    principal_type: str
+    principal_id: int
+    roles: list[str]
+    description: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+TOKEN_SORT = {
+    "id": ApiToken.id,
+    "created_at": ApiToken.created_at,
+    "last_used_at": ApiToken.last_used_at,
+    "expires_at": ApiToken.expires_at,
+}
+
+
+@router.get(
+    "/tokens",
+    response_model=Page[ApiTokenOut],
+    dependencies=[Depends(require(Perm.TOKENS_READ))],
+)
+def list_tokens(
+    store: Annotated[Store, Depends(get_store)],
+    params: Annotated[PageParams, Depends()],
+    principal_type: Annotated[str | None, Query(max_length=30)] = None,
+    principal_id: RowIdFilter = None,
+    revoked: bool | None = None,
+) -> Page[ApiTokenOut]:
+    """List API tokens by their hint and holder; a token itself is never stored."""
+    query = select(ApiToken)
+    if principal_type is not None:
+        query = query.where(ApiToken.principal_type == principal_type)
+    if principal_id is not None:
+        query = query.where(ApiToken.principal_id == principal_id)
+    if revoked is True:
+        query = query.where(ApiToken.revoked_at.is_not(None))
+    elif revoked is False:
+        query = query.where(ApiToken.revoked_at.is_(None))
+    with store.session() as session:
+        return fetch_page(
+            session, query, params, TOKEN_SORT, "id", ApiTokenOut.model_validate
+        )
 
 
 def _basic_password(request: Request) -> str | None:

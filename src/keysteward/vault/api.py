@@ -1,9 +1,10 @@
 """``GET /api/v1/secrets/{name}``: read a secret with a bearer token."""
 
 import base64
+from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 
 from keysteward.db import Store
 from keysteward.dependencies import (
@@ -11,15 +12,53 @@ from keysteward.dependencies import (
     current_principal,
     get_keyring,
     get_store,
+    require,
 )
+from keysteward.operators.roles import Perm
+from keysteward.pagination import ApiModel, Page, PageParams, page_of_list
 from keysteward.tokens.principals import Principal
 from keysteward.transactions import run_transaction
 from keysteward.vault.errors import InvalidSecretError
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.schemas import SecretResponse
-from keysteward.vault.services import read_secret, validate_secret_name
+from keysteward.vault.services import list_secrets, read_secret, validate_secret_name
 
 router = APIRouter(tags=["secrets"])
+
+
+class SecretMetadataOut(ApiModel):
+    name: str
+    current_version: int | None
+    updated_at: datetime | None
+    credential_id: int | None
+    system_id: int | None
+    owner_id: int | None
+    rotation_days: int | None
+    description: str | None
+
+
+@router.get(
+    "/secrets",
+    response_model=Page[SecretMetadataOut],
+    dependencies=[Depends(require(Perm.SECRETS_READ))],
+)
+def list_secret_metadata(
+    store: Annotated[Store, Depends(get_store)],
+    params: Annotated[PageParams, Depends()],
+    q: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[SecretMetadataOut]:
+    """List secrets by name with their current version; never their values."""
+    if params.sort not in (None, "name", "-name"):
+        raise HTTPException(422, f"invalid sort field {params.sort!r}; sort by name")
+    with store.session() as session:
+        rows = [
+            SecretMetadataOut.model_validate(row)
+            for row in list_secrets(session)
+            if not q or q in str(row["name"])
+        ]
+    if params.sort == "-name":
+        rows.reverse()
+    return page_of_list(rows, params)
 
 
 @router.get("/secrets/{name}", response_model=SecretResponse)

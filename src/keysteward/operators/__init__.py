@@ -1,0 +1,1 @@
+"""People who operate keysteward: passwords, TOTP, sessions and operator roles."""

@@ -1,0 +1,1 @@
+"""The server-rendered dashboard: Jinja2 pages and one stylesheet, no scripts."""
