@@ -750,7 +750,9 @@ def render(
         "includes themselves. cedarpy uses a pre-parsed `PolicySet` and "
         "`Entities`, regopy one interpreter with the data loaded once. Peers "
         f"stop after {PEER_MAX_CHECKS:,} checks or {PEER_MAX_SECONDS:.0f} s. "
-        "Timings are ratios from one run.",
+        "Timings are ratios from one run. On a shared, loaded machine the "
+        "tight-loop checks/s swing by several times between runs, so the "
+        "median latencies are the steadier comparison.",
         "",
     ]
     return "\n".join(lines)

@@ -119,6 +119,8 @@ def recommend(
         used: dict[str, set[str]] = defaultdict(set)
         no_longer: list[str] = []
         for permission in sorted(usage):
+            # NOTE: usage is matched against today's policy, so a grant that
+            # was used and then replaced by a different grant counts as unused.
             decision = index.check(principal, permission, at=now)
             if decision.grant is None:
                 no_longer.append(permission)

@@ -396,6 +396,8 @@ def apply_policy(
     store already matches, only the event is recorded.
     Returns the plan that was applied.
     """
+    # NOTE: a rejected apply raises before anything is written, and the
+    # caller's rollback also drops any event, so rejections leave no event.
     plan = plan_policy(session, desired)
     if plan.is_empty:
         version = read_policy_version(session)

@@ -163,7 +163,7 @@ def test_unknown_principal_leaves_store(people: Store) -> None:
         assert session.scalar(select(func.count()).select_from(Role)) == 2
 
 
-def test_unchanged_apply_writes_nothing(people: Store) -> None:
+def test_unchanged_apply_records_event_only(people: Store) -> None:
     _apply(people, POLICY)
     _apply(people, POLICY, base="0" * 64)
     with people.session() as session:
