@@ -92,6 +92,15 @@ def test_person_password_rejected(home: Path, home_store: Store) -> None:
     assert json.loads(_cli(home, "rotation", "list", "--json").stdout) == []
 
 
+def test_bad_target_rotates_nothing(home: Path, home_store: Store) -> None:
+    _seed(home, home_store)
+
+    result = _cli(home, "rotate", "bot-token", "alice-sso")
+
+    assert result.exit_code == 2
+    assert json.loads(_cli(home, "rotation", "list", "--json").stdout) == []
+
+
 def test_due_and_names_exclusive(home: Path) -> None:
     result = _cli(home, "rotate", "--due", "bot-token")
 

@@ -74,8 +74,10 @@ def rotate(
         )
     state = state_of(ctx)
     names = _due_names(state) if due else list(targets or [])
+    # Check every target before rotating any, so one bad name changes nothing.
+    plan = _plan(state, names)
     if dry_run:
-        _print_plan(state, names, json_output)
+        _print_plan(plan, json_output)
         return
     results = _rotate_all(state, names, json_output)
     _print_results(results, json_output)
@@ -113,11 +115,14 @@ def _rotate_all(
     return results
 
 
-def _print_plan(state: CliState, names: list[str], json_output: bool) -> None:
+def _plan(state: CliState, names: list[str]) -> list[dict[str, Any]]:
     from keysteward.rotation.services import plan_rotation
 
     with state.store.session() as session:
-        plan = [plan_rotation(session, name) for name in names]
+        return [plan_rotation(session, name) for name in names]
+
+
+def _print_plan(plan: list[dict[str, Any]], json_output: bool) -> None:
     if json_output:
         print_json(plan)
         return
