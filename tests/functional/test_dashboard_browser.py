@@ -64,6 +64,7 @@ def test_review_bulk_accept_reaches_inventory(api: Api, page: Page) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(
         "Who and what can access what"
     )
+    expect(page.get_by_text("2026-Q4: 0 of 2 decided")).to_be_visible()
     _shot(page, "home")
 
     page.get_by_role("link", name="Inventory").click()
@@ -90,3 +91,24 @@ def test_review_bulk_accept_reaches_inventory(api: Api, page: Page) -> None:
     row = page.get_by_role("row", name="HubSpot private app")
     expect(row).to_contain_text("(disabled)")
     _shot(page, "inventory-after")
+
+
+OTHER_PAGES = {
+    "accounts": ("Service accounts and roles", "Service accounts"),
+    "findings": ("Findings", "Findings"),
+    "discovery": ("Discovery", "Discovery hits"),
+    "rotations": ("Rotations", "Rotations"),
+    "offboarding": ("Offboarding", "Offboarding"),
+    "events": ("Event log", "Event log"),
+}
+
+
+def test_every_page_reachable_by_keyboard_links(api: Api, page: Page) -> None:
+    page.goto(f"{api.url}/login")
+    page.get_by_label("Email").fill("admin@example.com")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_label("Password").press("Enter")
+    for name, (link, heading) in OTHER_PAGES.items():
+        page.get_by_role("link", name=link, exact=True).click()
+        expect(page.get_by_role("heading", level=1)).to_have_text(heading)
+        _shot(page, name)

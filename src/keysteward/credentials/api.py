@@ -50,6 +50,7 @@ class CredentialStoryOut(ApiModel):
     findings: list[dict[str, Any]]
     discovery_hits: list[dict[str, Any]]
     secrets: list[str]
+    holder_roles: list[str]
     events: list[dict[str, Any]]
 
 
@@ -118,5 +119,6 @@ def get_credential(
             findings=story.findings,
             discovery_hits=story.discovery_hits,
             secrets=story.secrets,
+            holder_roles=story.holder_roles,
             events=story.events,
         )

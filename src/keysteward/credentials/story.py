@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from keysteward.authz.services import load_store_policy
 from keysteward.credentials.models import Credential
 from keysteward.discovery.models import DiscoveryHit
 from keysteward.errors import NotFoundError
@@ -56,6 +57,7 @@ class CredentialStory:
     findings: list[dict[str, Any]] = field(default_factory=list)
     discovery_hits: list[dict[str, Any]] = field(default_factory=list)
     secrets: list[str] = field(default_factory=list)
+    holder_roles: list[str] = field(default_factory=list)
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -100,6 +102,14 @@ def credential_story(session: Session, credential_id: int) -> CredentialStory:
         )
     )
     story.secrets = secret_names
+    holder = story.credential["holder"]
+    if holder is not None:
+        story.holder_roles = sorted(
+            assignment.role
+            for assignment in load_store_policy(session).assignments
+            if assignment.principal == holder
+        )
+
     targets = [("credential", str(credential_id))]
     targets += [("secret", name) for name in secret_names]
     conditions = [

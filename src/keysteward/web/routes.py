@@ -1,6 +1,7 @@
 """Dashboard pages: login, home, inventory, accounts, findings, discovery, events."""
 
 import secrets
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,6 +13,7 @@ from sqlalchemy import or_, select
 
 from keysteward.audit.queries import list_findings
 from keysteward.authz.services import load_store_policy
+from keysteward.clock import as_utc
 from keysteward.credentials.models import Credential, CredentialStatus
 from keysteward.credentials.story import credential_story, credential_summary
 from keysteward.db import Store
@@ -50,6 +52,15 @@ LOGIN_CSRF_COOKIE = "keysteward_login_csrf"
 PAGE_SIZE = 50
 
 templates = Jinja2Templates(directory=HERE / "templates")
+
+
+def format_when(value: datetime | None) -> str:
+    """Format a stored time for a page as ``YYYY-MM-DD HH:MM UTC``."""
+    aware = as_utc(value)
+    return aware.strftime("%Y-%m-%d %H:%M UTC") if aware is not None else ""
+
+
+templates.env.filters["when"] = format_when
 router = APIRouter(include_in_schema=False)
 
 NAVIGATION = (
