@@ -98,6 +98,7 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        await app.state.gateway.aclose()
         if owns_store:
             app.state.store.engine.dispose()
 
@@ -122,6 +123,10 @@ def create_app(
 
     for router in _concept_routers():
         app.include_router(router, prefix=API_PREFIX)
+    from keysteward.gateway.proxy import build_gateway
+
+    app.state.gateway = build_gateway(app.state.store, app.state.keyring, settings.home)
+    app.mount("/gateway", app.state.gateway)
     from keysteward.web.routes import install_dashboard
 
     install_dashboard(app)

@@ -6,6 +6,7 @@ from keysteward.credentials import models as credential_models
 from keysteward.discovery import models as discovery_models
 from keysteward.events import models as event_models
 from keysteward.findings import models as finding_models
+from keysteward.gateway import models as gateway_models
 from keysteward.identities import models as identity_models
 from keysteward.offboarding import models as offboarding_models
 from keysteward.operators import models as operator_models
@@ -21,6 +22,7 @@ __all__ = [
     "discovery_models",
     "event_models",
     "finding_models",
+    "gateway_models",
     "identity_models",
     "meta",
     "offboarding_models",
