@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from keysteward import __version__
@@ -49,11 +49,20 @@ def error_response(
     )
 
 
+def _wants_page(request: Request) -> bool:
+    """Return whether an error should be an HTML page: a browser on a dashboard path."""
+    if request.url.path.startswith(API_PREFIX + "/"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(
-        _request: Request, exc: StarletteHTTPException
-    ) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        if _wants_page(request):
+            from keysteward.web.routes import error_page
+
+            return error_page(request, exc.status_code, str(exc.detail))
         code = STATUS_CODES.get(exc.status_code, "error")
         return error_response(
             exc.status_code, code, str(exc.detail), headers=exc.headers
@@ -74,17 +83,22 @@ def _install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(KeystewardError)
-    async def keysteward_error(_request: Request, exc: KeystewardError) -> JSONResponse:
+    async def keysteward_error(request: Request, exc: KeystewardError) -> Response:
         status = 404 if isinstance(exc, NotFoundError) else 400
+        if _wants_page(request):
+            from keysteward.web.routes import error_page
+
+            return error_page(request, status, str(exc))
         return error_response(status, STATUS_CODES[status], str(exc))
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         log.error(
-            "unhandled %s on %s %s",
+            "unhandled %s on %s %s (request id %s)",
             type(exc).__name__,
             request.method,
             request.url.path,
+            getattr(request.state, "request_id", "-"),
         )
         return error_response(500, "internal_error", "internal server error")
 

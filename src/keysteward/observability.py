@@ -1,6 +1,5 @@
 """Request ids, security headers and Prometheus metrics for the HTTP app."""
 
-import contextvars
 import logging
 import re
 import time
@@ -35,19 +34,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-current_request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "keysteward_request_id", default=None
-)
-
-
-class RequestIdFilter(logging.Filter):
-    """Add the current request id to every log record as ``request_id``."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id.get() or "-"
-        return True
-
 
 def _request_id(request: Request) -> str:
     offered = request.headers.get(REQUEST_ID_HEADER, "")
@@ -96,12 +82,8 @@ def install_observability(app: FastAPI) -> None:
     ) -> Response:
         request_id = _request_id(request)
         request.state.request_id = request_id
-        token = current_request_id.set(request_id)
         started = time.perf_counter()
-        try:
-            response = await call_next(request)
-        finally:
-            current_request_id.reset(token)
+        response = await call_next(request)
         route = route_template(request)
         requests.labels(request.method, route, str(response.status_code)).inc()
         latency.labels(route).observe(time.perf_counter() - started)

@@ -189,3 +189,18 @@ def test_static_stylesheet_served(api: Api) -> None:
     response = api.client.get("/static/style.css")
     assert response.status_code == 200
     assert "text/css" in response.headers["content-type"]
+
+
+def test_denied_page_is_html(api: Api) -> None:
+    browser = _login(api, "nobody@example.com")
+    response = browser.get("/findings", headers={"Accept": "text/html"})
+    assert response.status_code == 403
+    assert response.headers["content-type"].startswith("text/html")
+    assert "keysteward:findings:read" in response.text
+
+
+def test_missing_credential_page_is_404(api: Api) -> None:
+    browser = _login(api, "admin@example.com")
+    response = browser.get("/inventory/99999", headers={"Accept": "text/html"})
+    assert response.status_code == 404
+    assert "credential 99999 not found" in response.text

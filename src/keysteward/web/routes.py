@@ -93,6 +93,18 @@ def render(
     return templates.TemplateResponse(request, name, context, status_code=status_code)
 
 
+def error_page(request: Request, status_code: int, message: str) -> HTMLResponse:
+    """Render an HTTP error as a page, keeping the status code."""
+    return render(
+        request,
+        "error.html",
+        None,
+        status_code=status_code,
+        code=status_code,
+        message=message,
+    )
+
+
 def _cookie_secure(request: Request) -> bool:
     settings = getattr(request.app.state, "settings", None)
     return bool(getattr(settings, "cookie_secure", True))
