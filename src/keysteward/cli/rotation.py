@@ -49,7 +49,7 @@ def rotate(
     targets: Annotated[
         list[str] | None,
         typer.Argument(
-            metavar="[CREDENTIAL_OR_SECRET]...",
+            metavar="CREDENTIAL_OR_SECRET",
             help="Secret names, or inventory credential ids of vaulted secrets.",
             show_default=False,
         ),
