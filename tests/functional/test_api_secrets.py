@@ -17,6 +17,7 @@ from sqlalchemy import select
 import keysteward
 from keysteward.app import create_app
 from keysteward.authz.models import Permission, Role, RoleGrant
+from keysteward.authz.services import mark_policy_changed
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store
 from keysteward.events.models import Event
@@ -87,7 +88,7 @@ def _account(server: Server, name: str, *permissions: str) -> str:
                 principal_id=account.id,
             )
         )
-        session.flush()
+        mark_policy_changed(session)
         principal = Principal(PrincipalType.SERVICE_ACCOUNT, account.id, name)
         return issue_api_token(session, principal, actor="t").token
 

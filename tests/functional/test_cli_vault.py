@@ -10,6 +10,7 @@ from sqlalchemy import select
 from typer.testing import CliRunner
 
 from keysteward.authz.models import Permission, Role, RoleGrant
+from keysteward.authz.services import mark_policy_changed
 from keysteward.cli import app
 from keysteward.config import Settings
 from keysteward.db import open_store
@@ -60,6 +61,7 @@ def _grant(home: Path, account: str, *permissions: str) -> None:
                     principal_id=sa.id,
                 )
             )
+            mark_policy_changed(session)
     finally:
         store.engine.dispose()
 

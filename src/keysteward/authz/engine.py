@@ -36,7 +36,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -270,23 +270,26 @@ class PolicyIndex:
         *,
         context: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        roles: Collection[str] | None = None,
     ) -> Decision:
         """Decide whether ``principal`` may do ``permission``.
 
         Pass either a full ``system:resource:action`` permission, or an action
         and a ``system:resource``. ``context`` contains request attributes for
         deny rules with an ``unless`` condition. ``at`` evaluates assignment
-        expiry at that time instead of now.
+        expiry at that time instead of now. ``roles``, when given, limits the
+        grants to assignments of those roles (a token's role subset); deny
+        rules from every held role still apply.
         """
         if resource is not None:
             permission = f"{resource}:{permission}"
-        memoizable = not context and at is None
+        memoizable = not context and at is None and roles is None
         if memoizable:
             cached = self._memo.get((principal, permission))
             if cached is not None and time.time() < self._memo_deadline:
                 return cached
         now = as_utc(at) or utcnow()
-        decision = self._decide(principal, permission, context, now)
+        decision = self._decide(principal, permission, context, now, roles)
         if memoizable and (self.valid_until is None or now < self.valid_until):
             if len(self._memo) >= MEMO_LIMIT:
                 self._memo.clear()
@@ -299,6 +302,7 @@ class PolicyIndex:
         permission: str,
         context: Mapping[str, Any] | None,
         now: datetime,
+        roles: Collection[str] | None = None,
     ) -> Decision:
         try:
             parse_principal(principal)
@@ -316,6 +320,8 @@ class PolicyIndex:
             return Decision(False, principal, permission, deny=deny)
 
         for holding in held:
+            if roles is not None and holding.path[0] not in roles:
+                continue
             rules = self._role_allows.get(
                 (holding.role, request.system, request.action)
             )
@@ -599,9 +605,10 @@ class Authorizer:
         *,
         context: Mapping[str, Any] | None = None,
         at: datetime | None = None,
+        roles: Collection[str] | None = None,
     ) -> Decision:
         return self.index().check(
-            principal, permission, resource, context=context, at=at
+            principal, permission, resource, context=context, at=at, roles=roles
         )
 
 

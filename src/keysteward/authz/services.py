@@ -51,6 +51,23 @@ def read_policy_version(session: Session) -> int:
     return 0 if state is None else state.version
 
 
+def mark_policy_changed(session: Session) -> PolicyState:
+    """Bump the stored policy version so every compiled index is rebuilt.
+
+    Call it after writing roles, grants, groups or deny rules directly;
+    ``apply_policy`` calls it itself. Caches in every process compare this
+    version, so a write without it stays invisible to them.
+    """
+    state = session.get(PolicyState, POLICY_STATE_ID)
+    if state is None:
+        state = PolicyState(id=POLICY_STATE_ID, version=0, digest="")
+        session.add(state)
+    state.version += 1
+    state.updated_at = utcnow()
+    session.flush()
+    return state
+
+
 def policy_digest(policy: Policy) -> str:
     """Return the SHA-256 hex digest of ``policy``'s canonical JSON form."""
     canonical = json.dumps(
@@ -413,13 +430,8 @@ def apply_policy(
     _sync_assignments(session, desired, roles, names)
     _sync_denies(session, desired, roles, names)
 
-    state = session.get(PolicyState, POLICY_STATE_ID)
-    if state is None:
-        state = PolicyState(id=POLICY_STATE_ID, version=0, digest="")
-        session.add(state)
-    state.version += 1
+    state = mark_policy_changed(session)
     state.digest = plan.file_digest
-    state.updated_at = utcnow()
     forced = force and base != plan.store_digest
     _record_apply(session, plan, state.version, actor=actor, forced=forced)
     session.flush()

@@ -1,24 +1,32 @@
 """Whether a principal may read a secret.
 
-A principal may read secret NAME when one of its roles has the permission
-``keysteward:secrets/NAME:read``. A ``*`` segment in a granted permission
-matches any one segment, so ``keysteward:secrets/*:read`` grants every
-secret. Expired grants, roles outside a token's role subset and inactive
-principals grant nothing; anything not granted is denied.
+A principal may read secret NAME when the authorization policy grants it
+``keysteward:secrets/NAME:read`` (``keysteward:secrets/*:read`` grants every
+secret). Deny rules override grants, a token's role subset limits which
+assignments count, inactive principals are denied, and anything not granted
+is denied.
 """
 
+import threading
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from keysteward.authz.models import Permission, Role, RoleGrant
-from keysteward.clock import utcnow
+from keysteward.authz.engine import PolicyIndex, compile_policy
+from keysteward.authz.models import PolicyState
+from keysteward.authz.services import POLICY_STATE_ID, load_store_policy
 from keysteward.tokens.principals import Principal, load_principal
 
 SYSTEM = "keysteward"
 READ_ACTION = "read"
-WILDCARD = "*"
+
+# Compiled policies by database, policy version and change time. Both are
+# read in the caller's transaction on every check, so a policy applied by
+# another process takes effect at the next read. The change time separates
+# two stores (or a restored one) that reached the same version number.
+_compiled: dict[tuple[str, int, str], PolicyIndex] = {}
+_compile_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -36,46 +44,49 @@ def secret_resource(name: str) -> str:
     return f"secrets/{name}"
 
 
-def _segment_matches(granted: str, requested: str) -> bool:
-    return granted in (WILDCARD, requested)
+def secret_permission(name: str) -> str:
+    return f"{SYSTEM}:{secret_resource(name)}:{READ_ACTION}"
 
 
-def permission_matches(permission: Permission, resource: str, action: str) -> bool:
-    """Return whether ``permission`` grants ``keysteward:resource:action``."""
-    if not _segment_matches(permission.system, SYSTEM):
-        return False
-    if not _segment_matches(permission.action, action):
-        return False
-    granted = permission.resource.split("/")
-    requested = resource.split("/")
-    if len(granted) != len(requested):
-        return False
-    return all(_segment_matches(g, r) for g, r in zip(granted, requested, strict=True))
+def policy_index(session: Session) -> PolicyIndex:
+    """Return the compiled policy of the session's database, as it is now."""
+    state = session.get(PolicyState, POLICY_STATE_ID)
+    version = 0 if state is None else state.version
+    changed = "" if state is None else str(state.updated_at)
+    bind = session.get_bind()
+    engine = bind if isinstance(bind, Engine) else bind.engine
+    database = engine.url.render_as_string(hide_password=True)
+    key = (database, version, changed)
+    index = _compiled.get(key)
+    if index is not None:
+        return index
+    with _compile_lock:
+        index = _compiled.get(key)
+        if index is None:
+            index = compile_policy(load_store_policy(session), version=version)
+            for stale in [k for k in _compiled if k[0] == database]:
+                del _compiled[stale]
+            _compiled[key] = index
+    return index
 
 
 def authorize_secret_read(
     session: Session, principal: Principal, name: str
 ) -> AccessDecision:
-    """Decide whether ``principal`` may read the secret ``name``.
-
-    NOTE: this should call the authz policy engine once it is available. It
-    reads role grants directly and ignores deny rules and groups.
-    """
-    # Reasons name no secret or permission string: they go into event
-    # details, which the event log rejects when text looks like a secret.
+    """Decide through the authorization policy whether ``principal`` reads ``name``."""
+    # Reasons name roles and rules, never the secret's value.
     if load_principal(session, principal.type, principal.id) is None:
         return AccessDecision(False, "principal is disabled or departed")
-    grants = select(RoleGrant, Role).join(Role, RoleGrant.role_id == Role.id)
-    grants = grants.where(
-        RoleGrant.principal_type == str(principal.type),
-        RoleGrant.principal_id == principal.id,
-        or_(RoleGrant.expires_at.is_(None), RoleGrant.expires_at > utcnow()),
+    decision = policy_index(session).check(
+        principal.label, secret_permission(name), roles=principal.role_limit
     )
-    resource = secret_resource(name)
-    for _grant, role in session.execute(grants):
-        if principal.role_limit is not None and role.name not in principal.role_limit:
-            continue
-        for permission in role.permissions:
-            if permission_matches(permission, resource, READ_ACTION):
-                return AccessDecision(True, f"granted by role {role.name}")
+    if decision.grant is not None:
+        return AccessDecision(
+            True, f"granted by role {' > '.join(decision.grant.role_path)}"
+        )
+    if decision.deny is not None:
+        target = decision.deny.target
+        return AccessDecision(False, f"denied by a deny rule on {target}")
+    if principal.role_limit is not None:
+        return AccessDecision(False, "no role in the token's role subset grants read")
     return AccessDecision(False, "no role grants read")

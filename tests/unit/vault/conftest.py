@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from keysteward.authz.models import Permission, Role, RoleGrant
+from keysteward.authz.services import mark_policy_changed
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store
 from keysteward.identities.models import Person, ServiceAccount
@@ -53,6 +54,7 @@ def make_account(store: Store) -> Callable[..., Principal]:
                     principal_id=account.id,
                 )
             )
+            mark_policy_changed(session)
             return Principal(PrincipalType.SERVICE_ACCOUNT, account.id, name)
 
     return make
