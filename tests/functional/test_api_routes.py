@@ -281,3 +281,22 @@ def test_token_list_hides_digests(sqlite_api: Api) -> None:
     assert all("digest" not in item for item in items)
     for token in sqlite_api.tokens.values():
         assert token not in str(items)
+
+
+def test_audit_run_via_api(api: Api) -> None:
+    denied = api.post("/api/v1/audit-runs", json={}, who="reader")
+    assert denied.status_code == 403
+    response = api.post("/api/v1/audit-runs", json={})
+    assert response.status_code == 201, response.text
+    run = response.json()
+    assert run["credentials_evaluated"] == 1
+    findings = api.get("/api/v1/findings", params={"run_id": run["id"]}).json()
+    assert all(
+        item["credential"] == "HubSpot private app" for item in findings["items"]
+    )
+
+
+def test_audit_run_unknown_system(sqlite_api: Api) -> None:
+    response = sqlite_api.post("/api/v1/audit-runs", json={"system": "nope"})
+    assert response.status_code in (400, 404)
+    assert "nope" in response.json()["error"]["message"]

@@ -3,10 +3,14 @@
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 from sqlalchemy import select
 
+from keysteward.audit.config import load_audit_config
+from keysteward.audit.engine import run_audit
 from keysteward.audit.queries import list_findings
+from keysteward.clock import as_utc, utcnow
 from keysteward.db import Store
 from keysteward.dependencies import get_store, require
 from keysteward.errors import NotFoundError
@@ -21,6 +25,7 @@ from keysteward.pagination import (
     fetch_page,
     page_of_list,
 )
+from keysteward.tokens.principals import Principal
 
 router = APIRouter(tags=["audit"])
 
@@ -106,6 +111,44 @@ def list_audit_runs(
             "-id",
             AuditRunOut.model_validate,
         )
+
+
+class AuditRunRequest(ApiModel):
+    as_of: datetime | None = Field(
+        default=None, description="Audit as of this time; now when unset."
+    )
+    system: str | None = Field(
+        default=None, max_length=100, description="Audit only this system."
+    )
+
+
+@router.post("/audit-runs", response_model=AuditRunOut, status_code=201)
+def start_audit_run(
+    request: Request,
+    body: AuditRunRequest,
+    principal: Annotated[Principal, Depends(require(Perm.AUDIT_WRITE))],
+    store: Annotated[Store, Depends(get_store)],
+) -> AuditRunOut:
+    """Audit the inventory now, as the CLI's ``keysteward audit`` does.
+
+    The run and its findings are stored in one transaction; list the
+    findings with ``GET /findings?run_id=ID``.
+    """
+    settings = request.app.state.settings
+    config = load_audit_config(settings)
+    moment = as_utc(body.as_of) if body.as_of is not None else utcnow()
+    result = run_audit(
+        store,
+        as_of=moment,
+        config=config,
+        system=body.system,
+        actor=principal.label,
+    )
+    with store.session() as session:
+        run = session.get(AuditRun, result.summary.run_id)
+        if run is None:
+            raise NotFoundError(f"audit run {result.summary.run_id} not found")
+        return AuditRunOut.model_validate(run)
 
 
 @router.get(
