@@ -136,7 +136,7 @@ def start_audit_run(
     """
     settings = request.app.state.settings
     config = load_audit_config(settings)
-    moment = as_utc(body.as_of) if body.as_of is not None else utcnow()
+    moment = as_utc(body.as_of) or utcnow()
     result = run_audit(
         store,
         as_of=moment,
