@@ -2,7 +2,8 @@
 
 Lee Leaver owns the github system, the crm-sync service account and a deploy
 key, holds a personal access token, has an API token, and read the vault
-secret of a credential Pat Peer owns. Everyone else stays.
+secret of a credential Pat Peer owns. That secret has the manual rotator, so
+the rotation workflow takes its rotations. Everyone else stays.
 """
 
 from dataclasses import dataclass
@@ -57,6 +58,7 @@ def build_scenario(session: Session, keyring: KeyRing) -> Scenario:
     pat.kind = CredentialKind.PERSONAL_ACCESS_TOKEN
     pat.privilege = Privilege.ADMIN
     read_credential = _credential("openai-prod", openai, owner=peer, account=ci_bot)
+    read_credential.attributes = {"rotator": "manual"}
     unrelated = _credential("openai-dev", openai, owner=peer, account=ci_bot)
     webhook = _credential("crm-webhook", github, owner=peer, account=crm_sync)
     session.add_all([deploy_key, pat, read_credential, unrelated, webhook])

@@ -82,6 +82,15 @@ def test_offboard_json_and_html(home: tuple[Path, Scenario], tmp_path: Path) -> 
     assert "<script" not in page
     assert _people(path)[scenario.leaver] == "departed"
 
+    listed = json.loads(_cli(path, "rotation-request", "list", "--json").stdout)
+    assert [row["credential"] for row in listed] == ["lee-pat"]
+    done = _cli(path, "rotation-request", "done", str(listed[0]["id"]))
+    assert done.exit_code == 0, done.output
+    again = _cli(path, "rotation-request", "done", str(listed[0]["id"]))
+    assert again.exit_code == 2
+    assert "already done" in again.output
+    assert json.loads(_cli(path, "rotation-request", "list", "--json").stdout) == []
+
 
 def test_offboard_unknown_person_exit_code(home: tuple[Path, Scenario]) -> None:
     path, _ = home

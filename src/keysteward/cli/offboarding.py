@@ -11,11 +11,16 @@ from keysteward.cli.vault import operator_actor
 from keysteward.errors import InvalidInputError
 
 people_app = typer.Typer(help="List the people in the store.", no_args_is_help=True)
+request_app = typer.Typer(
+    help="List and finish rotations that a person has to do by hand.",
+    no_args_is_help=True,
+)
 
 
 def register(app: typer.Typer) -> None:
     app.command("offboard")(offboard)
     app.add_typer(people_app, name="people")
+    app.add_typer(request_app, name="rotation-request")
 
 
 def parse_day(text: str, option: str) -> date:
@@ -131,3 +136,65 @@ def list_people(
         table.add_row(row["email"], row["name"], row["status"], departed)
     console.print(table)
     typer.echo(f"{len(rows)} people")
+
+
+@request_app.command("list")
+def list_requests(
+    ctx: typer.Context,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print JSON instead of a table.")
+    ] = False,
+) -> None:
+    """List queued rotation requests with their credential and reason."""
+    from rich.table import Table
+
+    from keysteward.credentials.models import Credential
+    from keysteward.offboarding.rotation import queued_rotations
+
+    with state_of(ctx).store.session() as session:
+        rows: list[dict[str, Any]] = []
+        for request in queued_rotations(session):
+            credential = session.get(Credential, request.credential_id)
+            rows.append(
+                {
+                    "id": request.id,
+                    "credential_id": request.credential_id,
+                    "credential": credential.name if credential else None,
+                    "reason": request.reason,
+                    "origin": request.origin,
+                    "requested_by": request.requested_by,
+                    "created_at": request.created_at,
+                }
+            )
+    if json_output:
+        print_json(rows)
+        return
+    table = Table("id", "credential", "reason", "origin", "requested")
+    for row in rows:
+        table.add_row(
+            str(row["id"]),
+            f"{row['credential']} ({row['credential_id']})",
+            row["reason"],
+            row["origin"],
+            row["created_at"].isoformat(timespec="minutes"),
+        )
+    console.print(table)
+    typer.echo(f"{len(rows)} queued rotation request(s)")
+
+
+@request_app.command("done")
+def finish(
+    ctx: typer.Context,
+    request_id: Annotated[int, typer.Argument(metavar="ID", help="Request id.")],
+    cancel: Annotated[
+        bool, typer.Option("--cancel", help="Mark it cancelled instead of done.")
+    ] = False,
+) -> None:
+    """Mark a rotation request done (or cancelled) after the work is finished."""
+    from keysteward.offboarding.models import RotationRequestStatus
+    from keysteward.offboarding.rotation import finish_request
+
+    status = RotationRequestStatus.CANCELLED if cancel else RotationRequestStatus.DONE
+    with state_of(ctx).store.session() as session:
+        finish_request(session, request_id, status=status, actor=operator_actor())
+    typer.echo(f"rotation request {request_id} marked {status}")

@@ -108,9 +108,14 @@ def _sections(
         ),
         (
             "Rotations queued",
-            ["credential", "name", "reason"],
+            ["credential", "name", "reason", "queued as"],
             [
-                [text(queued["credential_id"]), queued["name"], queued["reason"]]
+                [
+                    text(queued["credential_id"]),
+                    queued["name"],
+                    queued["reason"],
+                    f"{queued['queued_as']} {queued['queued_id']}",
+                ]
                 for queued in report.rotations_queued
             ],
         ),

@@ -368,7 +368,7 @@ def _queue_rotations(
         credential = session.get(Credential, credential_id)
         if credential is None or credential.status not in LIVE_STATUSES:
             continue
-        request = request_rotation(
+        queued = request_rotation(
             session,
             credential,
             reason=reasons[credential_id],
@@ -379,14 +379,15 @@ def _queue_rotations(
             {
                 "credential_id": credential.id,
                 "name": credential.name,
-                "reason": request.reason,
-                "request": request.id,
+                "reason": queued.reason,
+                "queued_as": queued.kind,
+                "queued_id": queued.id,
             }
         )
     for entry in report.secrets_read:
         entry["rotation_queued"] = any(
-            queued["credential_id"] == entry["credential_id"]
-            for queued in report.rotations_queued
+            row["credential_id"] == entry["credential_id"]
+            for row in report.rotations_queued
         )
 
 

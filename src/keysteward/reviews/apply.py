@@ -94,16 +94,16 @@ def _apply_to_credential(
             details={"reason": f"access review item {item.id}"},
         )
     if decision in (Decision.REVOKE, Decision.ROTATE):
-        # A revoked key still has to be revoked at its provider, which is
-        # the rotation workflow's job, so both decisions queue a rotation.
-        request = request_rotation(
+        # A key marked revoked here still works at its provider until it is
+        # replaced there, so both decisions queue a rotation.
+        queued = request_rotation(
             session,
             credential,
             reason=f"access review item {item.id}: {decision.value}",
             origin=REVIEW_ORIGIN,
             actor=actor,
         )
-        state["rotation_request"] = request.id
+        state["rotation"] = {"queued_as": queued.kind, "id": queued.id}
     state["status"] = credential.status
     return state
 

@@ -16,6 +16,7 @@ from keysteward.events.models import Event
 from keysteward.identities.models import Person, ServiceAccount
 from keysteward.offboarding.models import RotationRequest
 from keysteward.offboarding.services import NEEDS_OWNER, offboard_person
+from keysteward.rotation.models import Rotation
 from keysteward.systems.models import System
 from keysteward.tokens.errors import AuthenticationError
 from keysteward.tokens.services import authenticate_api_token
@@ -62,6 +63,8 @@ def test_offboard_with_successor(store: Store, scenario: Scenario) -> None:
     assert [r["secret"] for r in report.secrets_read] == [SECRET_NAME]
     assert report.secrets_read[0]["rotation_queued"] is True
     assert report.needs_owner == []
+    queued_as = {row["name"]: row["queued_as"] for row in report.rotations_queued}
+    assert queued_as == {"lee-pat": "request", "openai-prod": "rotation"}
 
     assert not _authenticates(store, scenario.person_token)
     assert _authenticates(store, scenario.account_token)
@@ -84,14 +87,13 @@ def test_offboard_with_successor(store: Store, scenario: Scenario) -> None:
         github = session.scalar(select(System).where(System.name == "github"))
         assert github is not None
         assert github.owner_id == successor.id
-        queued = {
+        requests = {
             request.credential_id: request.origin
             for request in session.scalars(select(RotationRequest))
         }
-        assert queued == {
-            scenario.pat_id: "offboarding",
-            scenario.read_credential_id: "offboarding",
-        }
+        rotations = set(session.scalars(select(Rotation.credential_id)))
+        assert requests == {scenario.pat_id: "offboarding"}
+        assert rotations == {scenario.read_credential_id}
         actions = set(session.scalars(select(Event.action)))
     assert {
         "person.depart",
@@ -130,7 +132,9 @@ def test_offboard_twice_queues_once(store: Store, scenario: Scenario) -> None:
             offboard_person(session, scenario.leaver, actor="test", as_of=DEPARTURE)
     with store.session() as session:
         requests = list(session.scalars(select(RotationRequest)))
-    assert len(requests) == 2
+        rotations = list(session.scalars(select(Rotation)))
+    assert len(requests) == 1
+    assert len(rotations) == 1
 
 
 def test_offboard_unknown_person(store: Store, scenario: Scenario) -> None:
