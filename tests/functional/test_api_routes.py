@@ -6,7 +6,8 @@ import pytest
 from sqlalchemy import select
 
 from common.api_client import Api, serve_api
-from keysteward.db import Store
+from keysteward.config import Settings
+from keysteward.db import Store, open_store
 from keysteward.events.models import Event
 
 # (path, permission a read-only operator holds?)
@@ -35,9 +36,19 @@ def api(store: Store) -> Iterator[Api]:
 
 
 @pytest.fixture
-def sqlite_api(sqlite_store: Store) -> Iterator[Api]:
+def fresh_api(sqlite_store: Store) -> Iterator[Api]:
+    """A server of its own, for tests that change the policy."""
     with serve_api(sqlite_store) as built:
         yield built
+
+
+@pytest.fixture(scope="module")
+def sqlite_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    """One server for the tests that only read, to keep the module fast."""
+    shared = open_store(Settings(home=tmp_path_factory.mktemp("api-home")))
+    with serve_api(shared) as built:
+        yield built
+    shared.engine.dispose()
 
 
 def test_lists_require_authentication(sqlite_api: Api) -> None:
@@ -194,11 +205,11 @@ def test_policy_plan_then_apply(api: Api) -> None:
     assert checked["grant"]["role"] == "crm-reader"
 
 
-def test_policy_apply_stale_base_is_409(sqlite_api: Api) -> None:
-    first = sqlite_api.post("/api/v1/policy/apply", json={"policy": POLICY})
+def test_policy_apply_stale_base_is_409(fresh_api: Api) -> None:
+    first = fresh_api.post("/api/v1/policy/apply", json={"policy": POLICY})
     assert first.status_code == 200
     changed = POLICY.replace("contacts:read", "deals:read")
-    response = sqlite_api.post("/api/v1/policy/apply", json={"policy": changed})
+    response = fresh_api.post("/api/v1/policy/apply", json={"policy": changed})
     assert response.status_code == 409
     assert "base" in response.json()["error"]["message"]
 
@@ -296,7 +307,7 @@ def test_audit_run_via_api(api: Api) -> None:
     )
 
 
-def test_audit_run_unknown_system(sqlite_api: Api) -> None:
-    response = sqlite_api.post("/api/v1/audit-runs", json={"system": "nope"})
+def test_audit_run_unknown_system(fresh_api: Api) -> None:
+    response = fresh_api.post("/api/v1/audit-runs", json={"system": "nope"})
     assert response.status_code in (400, 404)
     assert "nope" in response.json()["error"]["message"]
