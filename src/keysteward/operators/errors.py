@@ -1,7 +1,7 @@
 """Operator login errors.
 
 LoginError is one message-less failure for every wrong email, password or
-TOTP code, so a response never tells which part was wrong.
+TOTP code, so a response never reveals which part was wrong.
 """
 
 from keysteward.errors import InvalidInputError

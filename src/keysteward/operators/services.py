@@ -154,6 +154,8 @@ def _verify_totp(keyring: KeyRing, row: OperatorLogin, code: str | None) -> bool
     except aead.DecryptionError:
         return False
     # valid_window=1 accepts the previous and next 30-second code for clock skew.
+    # NOTE: a code is not marked as used, so it can be replayed within its
+    # 90-second window together with the password.
     return pyotp.TOTP(secret.decode()).verify(code.strip(), valid_window=1)
 
 

@@ -1,4 +1,4 @@
-"""``/api/v1/rotations``: secret rotations and where each one stands."""
+"""``/api/v1/rotations``: secret rotations and the state of each one."""
 
 from datetime import datetime
 from typing import Annotated

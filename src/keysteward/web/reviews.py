@@ -62,10 +62,10 @@ def campaign_page(
     """Show one reviewer's items (the viewer's own by default) on one page."""
     from keysteward.web.routes import render
 
-    shown = viewer.email if reviewer is None else reviewer or None
+    shown_reviewer = viewer.email if reviewer is None else reviewer or None
     with store.session() as session:
         campaign = find_campaign(session, campaign_id)
-        items = list_items(session, campaign_id=campaign.id, reviewer=shown)
+        items = list_items(session, campaign_id=campaign.id, reviewer=shown_reviewer)
         rows = [
             {
                 "id": item.id,
@@ -89,7 +89,7 @@ def campaign_page(
         campaign_name=name,
         campaign_status=status,
         items=rows,
-        reviewer=shown or "",
+        reviewer=shown_reviewer or "",
         undecided=sum(1 for row in rows if row["decision"] is None),
         decisions=[d.value for d in Decision],
         done=done,
