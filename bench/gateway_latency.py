@@ -2,16 +2,17 @@
 
 One run starts, each in its own process on 127.0.0.1:
 
-- an upstream: a minimal ASGI app under uvicorn that returns 60 bytes of JSON;
+- an upstream: a minimal ASGI app under uvicorn that returns 62 bytes of JSON;
 - ``keysteward gateway serve`` over a scratch SQLite store, with a rule, a
-  role grant, a vault credential (bearer) and a rate limit in Redis;
-- wrk, twice per target (upstream directly, then through the gateway): one
+  role grant and a vault credential (bearer), first with a rate limit kept
+  in Redis and then without one;
+- wrk against the upstream directly and through each gateway: one
   connection for latency, then ``--connections`` for throughput.
 
-The caller authenticates with a keysteward access token. The gateway keeps
-the compiled policy for 1 s and the decrypted credential for 30 s, so after
-the warm-up a request costs no store read: the token is checked in memory
-and events are written in batches by a background thread.
+The caller authenticates with a keysteward access token. After the warm-up
+a gateway request reads nothing from the store. The token is checked in
+memory, the policy and the decrypted credential come from memory caches, and
+events are written in batches by a background thread.
 
 ``--write-docs`` replaces the "## Gateway" section of docs/benchmarks.md.
 """
@@ -36,11 +37,17 @@ from typing import Any
 
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION_TITLE = "## Gateway"
+# Gateway config files: one with a rate limit (a Redis call per request), one
+# without. The limit is high enough that no benchmark request is rejected.
+CONFIGS = {
+    "gateway.yaml": "    rate_limit: {requests: 1000000000, per_seconds: 1}\n",
+    "gateway-unlimited.yaml": "",
+}
 UPSTREAM_BODY = b'{"id": 42, "name": "Ada Lovelace", "email": "ada@example.com"}'
 
 
 async def upstream_app(scope: Any, receive: Any, send: Any) -> None:
-    """Answer every HTTP request with the same small JSON body."""
+    """Respond to every HTTP request with the same small JSON body."""
     if scope["type"] != "http":
         return
     await send(
@@ -88,8 +95,8 @@ def _process(
         process.wait(timeout=20)
 
 
-def _seed(home: Path, upstream_url: str, rate_limited: bool) -> str:
-    """Create the store, policy, credential and config; return an access token."""
+def _seed(home: Path, upstream_url: str) -> str:
+    """Create the store, policy, credential and both configs; return an access token."""
     from sqlalchemy import select
 
     from keysteward.authz.policy import AssignmentSpec, Policy, RoleSpec
@@ -123,16 +130,16 @@ def _seed(home: Path, upstream_url: str, rate_limited: bool) -> str:
     access = exchange_api_token(store, keyring, api_token, source="127.0.0.1")
     store.engine.dispose()
 
-    limit = "    rate_limit: {requests: 1000000000, per_seconds: 1}\n"
-    (home / "gateway.yaml").write_text(
-        "systems:\n"
-        "  crm:\n"
-        f"    upstream: {upstream_url}\n"
-        "    credential: {secret: crm-token, inject: bearer}\n"
-        + (limit if rate_limited else "")
-        + "    rules:\n"
-        '      - {methods: [GET], path: "/contacts/**", resource: contacts}\n'
-    )
+    for name, limit in CONFIGS.items():
+        (home / name).write_text(
+            "systems:\n"
+            "  crm:\n"
+            f"    upstream: {upstream_url}\n"
+            "    credential: {secret: crm-token, inject: bearer}\n"
+            + limit
+            + "    rules:\n"
+            '      - {methods: [GET], path: "/contacts/**", resource: contacts}\n'
+        )
     return access.token
 
 
@@ -200,6 +207,21 @@ def measured_run(
     return result
 
 
+def _measure(
+    results: dict[str, WrkResult],
+    name: str,
+    url: str,
+    script: Path,
+    args: argparse.Namespace,
+    process: subprocess.Popen[bytes],
+) -> None:
+    run_wrk(url, script, 4, 1, 2)
+    results[f"{name}-1"] = measured_run(url, script, 1, 1, args.seconds, process.pid)
+    results[f"{name}-n"] = measured_run(
+        url, script, args.connections, 2, args.seconds, process.pid
+    )
+
+
 def _machine() -> str:
     cpu = "unknown CPU"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -219,48 +241,58 @@ def _versions() -> str:
     return f"Python {platform.python_version()}, wrk {wrk_version}, {packages}"
 
 
-def _section(results: dict[str, WrkResult], args: argparse.Namespace) -> str:
-    direct_1, gateway_1 = results["direct-1"], results["gateway-1"]
-    direct_n, gateway_n = results["direct-n"], results["gateway-n"]
-    added_p50 = gateway_1.p50_ms - direct_1.p50_ms
-    added_p99 = gateway_1.p99_ms - direct_1.p99_ms
-    share = gateway_n.requests_per_second / direct_n.requests_per_second
+TARGETS = (
+    ("direct", "upstream directly"),
+    ("gateway", "gateway, Redis rate limit"),
+    ("unlimited", "gateway, no rate limit"),
+)
+
+
+def _section(results: dict[str, WrkResult], args: argparse.Namespace, load: str) -> str:
     lines = [
         SECTION_TITLE,
         "",
         f"Command: `.venv/bin/python bench/gateway_latency.py --seconds {args.seconds} "
         f"--connections {args.connections} --write-docs`. Machine: {_machine()}. "
-        f"{_versions()}. The upstream, the gateway and wrk run as separate processes "
-        "on the same machine and share its cores. One run, figures from wrk's "
-        "latency distribution.",
+        f"{_versions()}. The upstream, the gateway, Redis and wrk run as separate "
+        "processes on the same machine and share its cores. One run of "
+        f"{args.seconds} s per row; latency from wrk's distribution, server CPU "
+        f"from /proc. Load average during the run: {load}.",
         "",
         "| Target | Connections | Requests/s | p50 | p99 | Server CPU per request |",
         "|---|---|---|---|---|---|",
     ]
-    for key, label in (
-        ("direct-1", "upstream directly"),
-        ("gateway-1", "through the gateway"),
-        ("direct-n", "upstream directly"),
-        ("gateway-n", "through the gateway"),
-    ):
-        result = results[key]
-        connections = 1 if key.endswith("-1") else args.connections
+    for suffix, connections in (("1", 1), ("n", args.connections)):
+        for name, label in TARGETS:
+            result = results[f"{name}-{suffix}"]
+            lines.append(
+                f"| {label} | {connections} | {result.requests_per_second:,.0f} | "
+                f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms | "
+                f"{result.server_cpu_ms:.2f} ms |"
+            )
+    direct = results["direct-1"]
+    lines.append("")
+    for name, label in TARGETS[1:]:
+        added_p50 = results[f"{name}-1"].p50_ms - direct.p50_ms
+        added_p99 = results[f"{name}-1"].p99_ms - direct.p99_ms
+        share = (
+            results[f"{name}-n"].requests_per_second
+            / results["direct-n"].requests_per_second
+        )
         lines.append(
-            f"| {label} | {connections} | {result.requests_per_second:,.0f} | "
-            f"{result.p50_ms:.2f} ms | {result.p99_ms:.2f} ms | "
-            f"{result.server_cpu_ms:.2f} ms |"
+            f"- {label}: {added_p50:.2f} ms added at p50 and {added_p99:.2f} ms at "
+            f"p99 with one connection; {share:.0%} of the direct rate with "
+            f"{args.connections} connections."
         )
     lines += [
         "",
-        f"Added by the gateway with one connection: {added_p50:.2f} ms at p50 and "
-        f"{added_p99:.2f} ms at p99. With {args.connections} connections the "
-        f"gateway serves {share:.0%} of the direct rate.",
-        "",
-        "Each gateway request checks the access token (HS256, in memory), takes a "
-        "rate-limit token from Redis (one Lua script call), matches the rule, asks "
-        "the compiled policy (cached for 1 s), injects the credential (cached "
-        "decrypted for 30 s), forwards with a shared httpx.AsyncClient and queues "
-        "its event and usage record for the background writer.",
+        "Each gateway request checks the access token (HS256, in memory, a "
+        "verified token reused for up to 5 s), takes a rate-limit token from "
+        "Redis when a limit is configured (one Lua script call), matches the "
+        "rule, asks the compiled policy (reused, its version rechecked once a "
+        "second), injects the credential (kept decrypted for 30 s), forwards "
+        "with one shared httpx.AsyncClient and queues its event and usage "
+        "record for a background writer that flushes every second.",
     ]
     errors = [f"{key}: {r.errors}" for key, r in results.items() if r.errors]
     if errors:
@@ -315,7 +347,7 @@ def main() -> None:
         os.environ.update(env)
         upstream_port, gateway_port = _free_port(), _free_port()
         upstream_url = f"http://127.0.0.1:{upstream_port}"
-        token = _seed(home, upstream_url, rate_limited=True)
+        token = _seed(home, upstream_url)
         script = home / "auth.lua"
         script.write_text(f'wrk.headers["Authorization"] = "Bearer {token}"\n')
         script.chmod(0o600)
@@ -323,26 +355,24 @@ def main() -> None:
         keysteward = str(Path(sys.executable).parent / "keysteward")
         upstream = [sys.executable, __file__, "--serve-upstream", str(upstream_port)]
         gateway = [keysteward, "gateway", "serve", "--port", str(gateway_port)]
-        direct_url = f"{upstream_url}/contacts/42"
-        gateway_url = f"http://127.0.0.1:{gateway_port}/crm/contacts/42"
+        urls = {
+            "direct": f"{upstream_url}/contacts/42",
+            "gateway": f"http://127.0.0.1:{gateway_port}/crm/contacts/42",
+        }
         results: dict[str, WrkResult] = {}
-        with (
-            _process(upstream, upstream_port, env) as upstream_process,
-            _process(gateway, gateway_port, env) as gateway_process,
-        ):
-            run_wrk(gateway_url, script, 4, 1, 2)
-            run_wrk(direct_url, script, 4, 1, 2)
-            for name, url, pid in (
-                ("direct", direct_url, upstream_process.pid),
-                ("gateway", gateway_url, gateway_process.pid),
+        loads = [os.getloadavg()[0]]
+        with _process(upstream, upstream_port, env) as upstream_process:
+            _measure(results, "direct", urls["direct"], script, args, upstream_process)
+            for name, config in (
+                ("gateway", "gateway.yaml"),
+                ("unlimited", "gateway-unlimited.yaml"),
             ):
-                results[f"{name}-1"] = measured_run(
-                    url, script, 1, 1, args.seconds, pid
-                )
-                results[f"{name}-n"] = measured_run(
-                    url, script, args.connections, 2, args.seconds, pid
-                )
-    section = _section(results, args)
+                gateway_env = {**env, "KEYSTEWARD_GATEWAY_CONFIG": str(home / config)}
+                with _process(gateway, gateway_port, gateway_env) as process:
+                    _measure(results, name, urls["gateway"], script, args, process)
+        loads.append(os.getloadavg()[0])
+    load = " to ".join(f"{value:.1f}" for value in loads)
+    section = _section(results, args, load)
     print(section)
     if args.write_docs:
         write_docs(section)

@@ -7,6 +7,7 @@ import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -23,7 +24,9 @@ from keysteward.db import Store
 from keysteward.events.models import Event
 from keysteward.gateway.config import CONFIG_SETTING, parse_gateway_config
 from keysteward.gateway.proxy import GatewayApp
+from keysteward.gateway.ratelimit import RateLimiter, RedisRateLimiter
 from keysteward.identities.models import ServiceAccount
+from keysteward.tokens.access import issue_access_token
 from keysteward.tokens.exchange import exchange_api_token
 from keysteward.tokens.principals import Principal, PrincipalType
 from keysteward.tokens.services import issue_api_token
@@ -117,10 +120,14 @@ def env(sqlite_store: Store) -> Iterator[Env]:
         upstream_url = stack.enter_context(serve(upstream))
 
         def start(
-            credential: str = "{secret: hub-token, inject: bearer}", extra: str = ""
+            credential: str = "{secret: hub-token, inject: bearer}",
+            extra: str = "",
+            rate_limiter: RateLimiter | None = None,
         ) -> tuple[GatewayApp, httpx.Client]:
             config = parse_gateway_config(_config(upstream_url, credential, extra))
-            gateway = GatewayApp(sqlite_store, keyring, config)
+            gateway = GatewayApp(
+                sqlite_store, keyring, config, rate_limiter=rate_limiter
+            )
             url = stack.enter_context(serve(gateway))
             client = stack.enter_context(httpx.Client(base_url=url, timeout=30))
             return gateway, client
@@ -167,6 +174,27 @@ def test_access_token_is_accepted(env: Env) -> None:
 
     assert response.status_code == 200
     assert env.upstream.seen[-1].path == "/contacts/1"
+
+
+def test_expired_access_token_is_401(env: Env) -> None:
+    _gateway, client = env.start()
+    with env.store.session() as session:
+        account = session.scalars(
+            select(ServiceAccount).where(ServiceAccount.name == "crm-sync")
+        ).one()
+        principal = Principal(PrincipalType.SERVICE_ACCOUNT, account.id, "crm-sync")
+    expired = issue_access_token(
+        env.keyring,
+        principal,
+        {"hub-reader"},
+        api_token_id=1,
+        now=datetime.now(UTC) - timedelta(hours=1),
+    )
+
+    response = client.get("/hub/contacts/1", headers=_auth(expired.token))
+
+    assert response.status_code == 401
+    assert env.upstream.seen == []
 
 
 def test_denied_write_names_permission(env: Env) -> None:
@@ -373,6 +401,33 @@ def test_rate_limit_returns_429(env: Env) -> None:
     assert statuses[2] == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert len(env.upstream.seen) == 2
+
+
+def test_missing_vault_secret_is_502(env: Env) -> None:
+    _gateway, client = env.start(credential="{secret: no-such-secret}")
+
+    response = client.get("/hub/echo/1", headers=_auth(env.tokens["crm-sync"]))
+
+    assert response.status_code == 502
+    assert "could not be read from the vault" in response.json()["error"]["message"]
+    assert env.upstream.seen == []
+
+
+def test_rate_limiter_failure_fails_closed(
+    env: Env, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1, so every Redis call fails to connect.
+    _gateway, client = env.start(
+        extra="    rate_limit: {requests: 5, per_seconds: 1}",
+        rate_limiter=RedisRateLimiter("redis://127.0.0.1:1/0"),
+    )
+
+    response = client.get("/hub/echo/1", headers=_auth(env.tokens["crm-sync"]))
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "internal_error"
+    assert env.upstream.seen == []
+    assert "ConnectionError" in caplog.text
 
 
 def test_requests_recorded_as_events_and_usage(env: Env) -> None:

@@ -16,8 +16,11 @@ and redirects are returned to the caller unfollowed, so the credential is
 only ever sent to the configured upstream URL.
 """
 
+import base64
+import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
@@ -37,7 +40,7 @@ from keysteward.gateway.errors import GatewayError
 from keysteward.gateway.ratelimit import RateLimiter, bucket_key, rate_limiter_for
 from keysteward.gateway.recording import RequestRecord, RequestRecorder
 from keysteward.gateway.rules import UnsafePathError, check_path, match_rule
-from keysteward.tokens.access import verify_access_token
+from keysteward.tokens.access import LEEWAY_SECONDS, verify_access_token
 from keysteward.tokens.errors import AuthenticationError, ThrottledError
 from keysteward.tokens.exchange import authenticate_bearer
 from keysteward.tokens.prefix import API_TOKEN_PREFIX
@@ -72,6 +75,16 @@ UPSTREAM_ONLY = frozenset({"set-cookie", "set-cookie2"})
 REQUEST_ID_HEADER = "x-request-id"
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{8,64}")
 POOL_TIMEOUT = 5.0
+# Idle upstream connections are closed after this many seconds, below the
+# 5 s keep-alive timeout of uvicorn and several other servers, so that the
+# gateway rarely reuses a connection the upstream is closing.
+KEEPALIVE_EXPIRY = 4.0
+RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# A verified access token is reused for up to this many seconds without
+# checking its signature again, and never past the time the verifier would
+# start to reject it (its exp plus the verifier's leeway).
+ACCESS_TOKEN_CACHE_SECONDS = 5.0
+ACCESS_TOKEN_CACHE_SIZE = 10_000
 
 
 def _is_hop_by_hop(name: str, listed: frozenset[str]) -> bool:
@@ -98,7 +111,11 @@ class _Exchange:
     rule: str | None = None
     permission: str | None = None
     reason: str | None = None
+    # Whether the authz engine allowed the request; the status says whether
+    # it then reached the upstream.
+    allowed: bool = False
     upstream_status: int | None = None
+    response_started: bool = False
 
 
 class GatewayApp:
@@ -132,6 +149,16 @@ class GatewayApp:
         self.authorizer = authorizer_for(store)
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
+        self._verified: dict[str, tuple[float, Principal]] = {}
+        self._timeouts = {
+            name: httpx.Timeout(
+                connect=system.connect_timeout,
+                read=system.read_timeout,
+                write=system.read_timeout,
+                pool=POOL_TIMEOUT,
+            )
+            for name, system in config.systems.items()
+        }
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -140,7 +167,11 @@ class GatewayApp:
                 transport=self._transport,
                 follow_redirects=False,
                 trust_env=False,
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                limits=httpx.Limits(
+                    max_connections=200,
+                    max_keepalive_connections=50,
+                    keepalive_expiry=KEEPALIVE_EXPIRY,
+                ),
             )
         return self._client
 
@@ -193,6 +224,19 @@ class GatewayApp:
             status = exc.status
             exchange.reason = exchange.reason or exc.code
             await _send_error(send, exc, exchange)
+        except Exception as exc:
+            # Only the exception type is logged: messages of HTTP and Redis
+            # errors can carry URLs. The request fails closed.
+            log.error(
+                "gateway request %s for system %s failed: %s",
+                exchange.request_id,
+                exchange.system,
+                type(exc).__name__,
+            )
+            exchange.reason = "internal error"
+            if not exchange.response_started:
+                error = GatewayError(500, "internal_error", "internal server error")
+                await _send_error(send, error, exchange)
         finally:
             self._record(exchange, status)
 
@@ -228,12 +272,11 @@ class GatewayApp:
         if token is None:
             raise errors.unauthorized()
         if not token.startswith(API_TOKEN_PREFIX):
-            # An access token is checked in memory; only a failure goes on to
+            # An access token is checked in memory. Only a failure goes on to
             # authenticate_bearer, which counts it against the source address.
-            try:
-                return verify_access_token(self.keyring, token)
-            except AuthenticationError:
-                pass
+            principal = self._verified_access_token(token)
+            if principal is not None:
+                return principal
         try:
             return await anyio.to_thread.run_sync(
                 lambda: authenticate_bearer(
@@ -246,6 +289,24 @@ class GatewayApp:
             ) from None
         except AuthenticationError:
             raise errors.unauthorized() from None
+
+    def _verified_access_token(self, token: str) -> Principal | None:
+        cached = self._verified.get(token)
+        now = time.time()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        try:
+            principal = verify_access_token(self.keyring, token)
+        except AuthenticationError:
+            return None
+        if len(self._verified) >= ACCESS_TOKEN_CACHE_SIZE:
+            self._verified.clear()
+        rejected_at = _expiry(token) + LEEWAY_SECONDS
+        self._verified[token] = (
+            min(now + ACCESS_TOKEN_CACHE_SECONDS, rejected_at),
+            principal,
+        )
+        return principal
 
     async def _check_rate(self, exchange: _Exchange, system: SystemConfig) -> None:
         limit = system.rate_limit
@@ -286,6 +347,7 @@ class GatewayApp:
         if not decision:
             exchange.reason = decision.reason
             raise errors.denied(found.permission, decision.reason, decision.to_dict())
+        exchange.allowed = True
 
     async def _forward(
         self,
@@ -302,7 +364,7 @@ class GatewayApp:
             system, injected, scope, headers, raw_rest, receive
         )
         try:
-            response = await self.client.send(request, stream=True)
+            response = await self._send(request)
         except httpx.TimeoutException:
             raise errors.upstream_timeout(system.name) from None
         except httpx.TransportError as exc:
@@ -318,6 +380,21 @@ class GatewayApp:
         finally:
             await response.aclose()
         return response.status_code
+
+    async def _send(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.client.send(request, stream=True)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # An upstream may close a kept-alive connection just as it is
+            # reused. A request without a body that cannot change anything is
+            # safe to send once more, on a new connection.
+            has_body = "content-length" in request.headers or (
+                "transfer-encoding" in request.headers
+            )
+            if request.method not in RETRY_METHODS or has_body:
+                raise
+            log.info("gateway retries %s after a closed connection", request.method)
+            return await self.client.send(request, stream=True)
 
     def _upstream_request(
         self,
@@ -342,12 +419,6 @@ class GatewayApp:
             ]
             query = urlencode(kept + list(injected.query))
         url = system.upstream + raw_rest + (f"?{query}" if query else "")
-        timeout = httpx.Timeout(
-            connect=system.connect_timeout,
-            read=system.read_timeout,
-            write=system.read_timeout,
-            pool=POOL_TIMEOUT,
-        )
         has_body = declared is not None or any(
             name == "transfer-encoding" for name, _ in headers
         )
@@ -356,14 +427,12 @@ class GatewayApp:
             url,
             headers=_upstream_headers(headers, injected),
             content=_request_body(receive, limit) if has_body else None,
-            timeout=timeout,
+            timeout=self._timeouts[system.name],
         )
 
     def _record(self, exchange: _Exchange, status: int) -> None:
         principal = exchange.principal.label if exchange.principal else None
-        decision = "allowed" if exchange.upstream_status is not None else "denied"
-        if status >= 500 and exchange.upstream_status is None:
-            decision = "error"
+        decision = "allowed" if exchange.allowed else "denied"
         log.info(
             "gateway %s %s %s -> %d (%s, request id %s)",
             principal or "anonymous",
@@ -447,6 +516,13 @@ def _request_id(scope: Scope, headers: list[tuple[str, str]]) -> str:
     return uuid.uuid4().hex
 
 
+def _expiry(token: str) -> float:
+    """Return the exp claim of an access token whose signature was verified."""
+    payload = token.split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return float(claims["exp"])
+
+
 def _bearer_token(headers: list[tuple[str, str]]) -> str | None:
     for name, value in headers:
         if name == "authorization":
@@ -526,6 +602,7 @@ def _response_headers(
 async def _relay_response(
     response: httpx.Response, injected: Injected, exchange: _Exchange, send: Send
 ) -> None:
+    exchange.response_started = True
     await send(
         {
             "type": "http.response.start",
