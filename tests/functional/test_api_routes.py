@@ -256,7 +256,7 @@ def test_events_listing_filters(sqlite_api: Api) -> None:
 
 def test_request_id_generated(sqlite_api: Api) -> None:
     response = sqlite_api.client.get("/healthz")
-    assert len(response.headers["X-Request-ID"]) == 32
+    assert len(response.headers["X-Request-ID"]) == 24
 
 
 def test_unsafe_request_id_replaced(sqlite_api: Api) -> None:
