@@ -111,8 +111,8 @@ class _Exchange:
     rule: str | None = None
     permission: str | None = None
     reason: str | None = None
-    # Whether the authz engine allowed the request; the status says whether
-    # it then reached the upstream.
+    # Whether the authz engine allowed the request. The status and
+    # upstream_status show whether it then reached the upstream.
     allowed: bool = False
     upstream_status: int | None = None
     response_started: bool = False
