@@ -111,7 +111,11 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from keysteward.cluster.runtime import start_cluster_services
+
+        cluster = start_cluster_services(app)
         yield
+        cluster.stop()
         await app.state.gateway.aclose()
         if owns_store:
             app.state.store.engine.dispose()

@@ -56,7 +56,9 @@ def mark_policy_changed(session: Session) -> PolicyState:
 
     Call it after writing roles, grants, groups or deny rules directly;
     ``apply_policy`` calls it itself. Caches in every process compare this
-    version, so a write without it stays invisible to them.
+    version, so a write without it stays invisible to them. On PostgreSQL
+    it also sends a notification, delivered when the transaction commits,
+    which makes listening processes rebuild at once.
     """
     state = session.get(PolicyState, POLICY_STATE_ID)
     if state is None:
@@ -65,6 +67,9 @@ def mark_policy_changed(session: Session) -> PolicyState:
     state.version += 1
     state.updated_at = utcnow()
     session.flush()
+    from keysteward.cluster.notify import notify_policy_changed
+
+    notify_policy_changed(session, state.version)
     return state
 
 

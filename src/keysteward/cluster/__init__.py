@@ -1,0 +1,1 @@
+"""Running several server processes on one PostgreSQL database."""
