@@ -15,6 +15,22 @@ def serve(
     ctx: typer.Context,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8600,
+    with_scheduler: Annotated[
+        bool,
+        typer.Option(
+            envvar="KEYSTEWARD_WITH_SCHEDULER",
+            help="Also run the rotation, review-reminder and audit jobs, each "
+            "once per interval across every process that sets this.",
+        ),
+    ] = False,
+    job_intervals: Annotated[
+        str,
+        typer.Option(
+            envvar="KEYSTEWARD_JOB_INTERVALS",
+            help="Job intervals in seconds as NAME=SECONDS,... (jobs: rotation, "
+            "default 3600; review-reminders and audit, default 86400).",
+        ),
+    ] = "",
 ) -> None:
     """Serve the API (token exchange, secret reads) until interrupted."""
     import uvicorn
@@ -28,6 +44,10 @@ def serve(
     # happens before the server starts, not on its first request.
     keyring.master_key()
     app = create_app(state.settings, store=state.store, keyring=keyring)
+    if with_scheduler:
+        from keysteward.cluster.jobs import parse_intervals, scheduled_jobs
+
+        app.state.scheduled_jobs = scheduled_jobs(parse_intervals(job_intervals))
     # NOTE: TLS is left to a reverse proxy; bind to 127.0.0.1 unless one is
     # in front, because tokens and secrets cross this connection.
     uvicorn.run(app, host=host, port=port, log_level=state.settings.log_level.lower())
