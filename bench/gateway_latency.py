@@ -309,7 +309,7 @@ def _section(results: dict[str, WrkResult], args: argparse.Namespace, load: str)
         "Redis when a limit is configured (one Lua script call), matches the "
         "rule, asks the compiled policy (reused, its version rechecked once a "
         "second), injects the credential (kept decrypted for 30 s), forwards "
-        "with one shared httpx.AsyncClient and queues its event and usage "
+        "through one shared httpx connection pool and queues its event and usage "
         "record for a background writer that flushes every second.",
     ]
     errors = [f"{key}: {r.errors}" for key, r in results.items() if r.errors]

@@ -159,6 +159,9 @@ def test_allowed_read_injects_credential(env: Env) -> None:
     assert seen.headers["authorization"] == f"Bearer {_credential()}"
     assert "cookie" not in seen.headers
     assert env.tokens["crm-sync"] not in str(seen.headers)
+    client.get("/hub/echo/43", headers=_auth(env.tokens["idle"]))
+    client.get("/hub/echo/44", headers=_auth(env.tokens["crm-sync"]))
+    assert "cookie" not in env.upstream.seen[-1].headers
     assert response.headers["x-upstream"] == "yes"
     assert "set-cookie" not in response.headers
     assert _credential() not in _everything_sent_back(response)

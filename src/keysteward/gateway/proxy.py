@@ -122,7 +122,7 @@ class GatewayApp:
     """An ASGI reverse proxy for the systems in ``config``.
 
     It serves on its own (``keysteward gateway serve``) or mounted in the API
-    app. The shared ``httpx.AsyncClient`` is created on the first request
+    app. The shared upstream connection pool is created on the first request
     and closed by ``aclose`` or at the end of the ASGI lifespan.
     """
 
@@ -146,9 +146,11 @@ class GatewayApp:
         )
         # The shared Authorizer reuses the compiled policy and rereads the
         # stored policy version once per refresh_seconds (1 s by default).
+        # NOTE: that read, and a rebuild after a policy change, run on the
+        # event loop and hold up other requests while they last.
         self.authorizer = authorizer_for(store)
         self._transport = transport
-        self._client: httpx.AsyncClient | None = None
+        self._pool: httpx.AsyncBaseTransport | None = None
         self._verified: dict[str, tuple[float, Principal]] = {}
         self._timeouts = {
             name: httpx.Timeout(
@@ -161,25 +163,30 @@ class GatewayApp:
         }
 
     @property
-    def client(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                transport=self._transport,
-                follow_redirects=False,
-                trust_env=False,
+    def pool(self) -> httpx.AsyncBaseTransport:
+        """The shared upstream connection pool, created on first use.
+
+        Requests go to httpx's transport rather than through an AsyncClient,
+        because a client's cookie jar would store upstream cookies and send
+        them with later requests of other principals. The transport also
+        never follows redirects.
+        """
+        if self._pool is None:
+            self._pool = self._transport or httpx.AsyncHTTPTransport(
                 limits=httpx.Limits(
                     max_connections=200,
                     max_keepalive_connections=50,
                     keepalive_expiry=KEEPALIVE_EXPIRY,
                 ),
+                trust_env=False,
             )
-        return self._client
+        return self._pool
 
     async def aclose(self) -> None:
         """Close the upstream connections and write the buffered records."""
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
         await self.rate_limiter.close()
         await anyio.to_thread.run_sync(self.recorder.close)
 
@@ -383,7 +390,7 @@ class GatewayApp:
 
     async def _send(self, request: httpx.Request) -> httpx.Response:
         try:
-            return await self.client.send(request, stream=True)
+            return await self.pool.handle_async_request(request)
         except (httpx.RemoteProtocolError, httpx.ReadError):
             # An upstream may close a kept-alive connection just as it is
             # reused. A request without a body that cannot change anything is
@@ -394,7 +401,7 @@ class GatewayApp:
             if request.method not in RETRY_METHODS or has_body:
                 raise
             log.info("gateway retries %s after a closed connection", request.method)
-            return await self.client.send(request, stream=True)
+            return await self.pool.handle_async_request(request)
 
     def _upstream_request(
         self,
@@ -422,12 +429,12 @@ class GatewayApp:
         has_body = declared is not None or any(
             name == "transfer-encoding" for name, _ in headers
         )
-        return self.client.build_request(
+        return httpx.Request(
             scope["method"],
             url,
             headers=_upstream_headers(headers, injected),
             content=_request_body(receive, limit) if has_body else None,
-            timeout=self._timeouts[system.name],
+            extensions={"timeout": self._timeouts[system.name].as_dict()},
         )
 
     def _record(self, exchange: _Exchange, status: int) -> None:
