@@ -204,3 +204,17 @@ def test_missing_credential_page_is_404(api: Api) -> None:
     response = browser.get("/inventory/99999", headers={"Accept": "text/html"})
     assert response.status_code == 404
     assert "credential 99999 not found" in response.text
+
+
+def test_home_charts_usage_against_grants(api: Api) -> None:
+    policy = (
+        "roles:\n  crm-reader:\n    permissions: [hubspot:contacts:read]\n"
+        "assignments:\n  - principal: service_account:crm-sync\n    role: crm-reader\n"
+    )
+    applied = api.post("/api/v1/policy/apply", json={"policy": policy})
+    assert applied.status_code == 200, applied.text
+    browser = _login(api, "admin@example.com")
+    page = browser.get("/").text
+    assert "Grants used in the last 90 days" in page
+    assert "service_account:crm-sync" in page
+    assert ">0/1</text>" in page
