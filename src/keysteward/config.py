@@ -5,6 +5,7 @@ the same name (lower case) in ``$KEYSTEWARD_HOME/config.toml``.
 """
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,12 @@ def load_settings(**overrides: Any) -> Settings:
     given = {key: value for key, value in overrides.items() if value is not None}
     try:
         settings = Settings(**given)
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        path = _config_file_path(given)
+        raise ConfigError(
+            f"invalid settings file {path}: {exc}; fix the TOML syntax or point "
+            "KEYSTEWARD_CONFIG_FILE at another file"
+        ) from None
     except ValidationError as exc:
         error = exc.errors()[0]
         name = str(error["loc"][0]) if error["loc"] else "settings"

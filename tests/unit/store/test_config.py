@@ -55,3 +55,10 @@ def test_bad_database_url_named(tmp_path: Path, url: str, expected: str) -> None
 def test_bad_log_level_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="KEYSTEWARD_LOG_LEVEL"):
         load_settings(home=tmp_path, log_level="LOUD")
+
+
+def test_malformed_config_file_named(tmp_path: Path) -> None:
+    (tmp_path / "config.toml").write_text("[audit\nlog_level = 'INFO'\n")
+    with pytest.raises(ConfigError, match="invalid settings file") as caught:
+        load_settings(home=tmp_path)
+    assert str(tmp_path / "config.toml") in str(caught.value)
