@@ -35,6 +35,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
+
 def _request_id(request: Request) -> str:
     offered = request.headers.get(REQUEST_ID_HEADER, "")
     if _REQUEST_ID_PATTERN.fullmatch(offered):
