@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DEMO_HOME ?= .demo-home
 
-.PHONY: demo test lint typecheck clean
+.PHONY: demo test chromium lint typecheck clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,8 +25,13 @@ demo: $(VENV)/.installed
 		--as-of "$$($(BIN)/python -c 'import json; print(json.load(open("examples/planted.json"))["now"])')" \
 		--html $(DEMO_HOME)/audit.html
 
+# The browser tests drive the system Chromium; Debian's package provides it.
 test: $(VENV)/.installed
+	@command -v chromium >/dev/null || $(MAKE) chromium
 	$(BIN)/python -m pytest
+
+chromium:
+	apt-get update -q && apt-get install -y -q chromium
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check src tests
