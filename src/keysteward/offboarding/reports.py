@@ -23,6 +23,7 @@ def print_report(report: OffboardingReport, console: Console) -> None:
         f"Offboarded {person['name']} <{person['email']}> as of "
         f"{report.departed_on.isoformat()}; successor: {successor}{mode}"
     )
+    console.print(f"Dashboard sessions ended: {report.dashboard_sessions_ended}")
     for title, columns, rows in _sections(report):
         table = Table(*columns, title=f"{title} ({len(rows)})", title_justify="left")
         for row in rows:

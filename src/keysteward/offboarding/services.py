@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
 from keysteward.clock import as_utc, utcnow
@@ -19,6 +19,7 @@ from keysteward.events.models import Event
 from keysteward.events.services import record_event
 from keysteward.identities.models import Person, PersonStatus, ServiceAccount
 from keysteward.offboarding.rotation import request_rotation
+from keysteward.operators.models import WebSession
 from keysteward.reviews.models import CampaignStatus, ReviewCampaign, ReviewItem
 from keysteward.systems.models import System
 from keysteward.tokens.models import ApiToken
@@ -44,6 +45,7 @@ class OffboardingReport:
     departed_on: date
     dry_run: bool = False
     tokens_revoked: list[dict[str, Any]] = field(default_factory=list)
+    dashboard_sessions_ended: int = 0
     credentials: list[dict[str, Any]] = field(default_factory=list)
     service_accounts: list[dict[str, Any]] = field(default_factory=list)
     systems: list[dict[str, Any]] = field(default_factory=list)
@@ -93,6 +95,7 @@ def offboard_person(
     )
     _mark_departed(session, person, departed_on, actor)
     _revoke_tokens(session, person, report, actor)
+    _end_dashboard_sessions(session, person, report, actor)
     reads = _recent_reads(session, person, departed_on)
     held = _handle_credentials(session, person, successor, report, actor)
     _handle_secrets(session, person, successor, report, actor, reads)
@@ -110,6 +113,7 @@ def offboard_person(
             "successor": successor.email if successor else None,
             "departed_on": departed_on.isoformat(),
             "tokens_revoked": len(report.tokens_revoked),
+            "dashboard_sessions_ended": report.dashboard_sessions_ended,
             "credentials": len(report.credentials),
             "service_accounts": len(report.service_accounts),
             "rotations_queued": len(report.rotations_queued),
@@ -177,6 +181,24 @@ def _revoke_tokens(
         revoke_api_token(session, token.id, actor=actor)
         report.tokens_revoked.append(
             {"id": token.id, "hint": token.hint, "description": token.description}
+        )
+
+
+def _end_dashboard_sessions(
+    session: Session, person: Person, report: OffboardingReport, actor: str
+) -> None:
+    owned = WebSession.person_id == person.id
+    ended = len(session.scalars(select(WebSession.id).where(owned)).all())
+    session.execute(delete(WebSession).where(owned))
+    report.dashboard_sessions_ended = ended
+    if ended:
+        record_event(
+            session,
+            actor=actor,
+            action="person.sessions.end",
+            target_type="person",
+            target_id=person.id,
+            details={"sessions": ended},
         )
 
 

@@ -16,6 +16,8 @@ from keysteward.events.models import Event
 from keysteward.identities.models import Person, ServiceAccount
 from keysteward.offboarding.models import RotationRequest
 from keysteward.offboarding.services import NEEDS_OWNER, offboard_person
+from keysteward.operators.models import WebSession
+from keysteward.operators.services import resume_session, start_session
 from keysteward.rotation.models import Rotation
 from keysteward.systems.models import System
 from keysteward.tokens.errors import AuthenticationError
@@ -44,6 +46,10 @@ def _authenticates(store: Store, token: str) -> bool:
 
 def test_offboard_with_successor(store: Store, scenario: Scenario) -> None:
     with store.session() as session:
+        leaver = session.scalar(select(Person).where(Person.email == scenario.leaver))
+        assert leaver is not None
+        cookie = start_session(session, leaver, source="127.0.0.1").token
+    with store.session() as session:
         report = offboard_person(
             session,
             scenario.leaver,
@@ -53,6 +59,7 @@ def test_offboard_with_successor(store: Store, scenario: Scenario) -> None:
         )
 
     assert len(report.tokens_revoked) == 1
+    assert report.dashboard_sessions_ended == 1
     listed = {entry["name"]: entry["relations"] for entry in report.credentials}
     assert listed == {
         "deploy-key": ["created", "owns"],
@@ -67,6 +74,9 @@ def test_offboard_with_successor(store: Store, scenario: Scenario) -> None:
     assert queued_as == {"lee-pat": "request", "openai-prod": "rotation"}
 
     assert not _authenticates(store, scenario.person_token)
+    with store.session() as session:
+        assert resume_session(session, cookie) is None
+        assert session.scalars(select(WebSession)).all() == []
     assert _authenticates(store, scenario.account_token)
     with store.session() as session:
         leaver = session.scalar(select(Person).where(Person.email == scenario.leaver))
