@@ -54,6 +54,8 @@ class Store:
     settings: Settings
     engine: Engine
     session_factory: sessionmaker[Session]
+    # True when this open found no schema and created it: a new, empty store.
+    created: bool = False
 
     @contextmanager
     def session(self) -> Iterator[Session]:
@@ -77,8 +79,8 @@ def create_store_engine(url: str) -> Engine:
 
 
 def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
-    # Let SQLAlchemy issue BEGIN itself, so transactions cover reads too and
-    # "BEGIN IMMEDIATE" is not needed to stop lost updates.
+    # Let SQLAlchemy issue BEGIN itself (see _begin_sqlite), so transactions
+    # cover reads too.
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
@@ -88,7 +90,12 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _begin_sqlite(connection: Any) -> None:
-    connection.exec_driver_sql("BEGIN")
+    # A deferred transaction that reads and then writes fails at once with
+    # "database is locked" when another process committed in between, and
+    # the busy timeout does not help. Taking the write lock at BEGIN makes
+    # concurrent commands queue for up to the busy timeout instead. Readers
+    # queue too; in WAL mode they never block on readers.
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def open_store(settings: Settings, migrate: bool = True) -> Store:
@@ -112,10 +119,16 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
             f"KEYSTEWARD_DATABASE_URL={redact_url(url)}: {reason}. "
             "Check that the server is running and the URL is right."
         ) from None
+    created = not schema_revisions(engine)
     if migrate:
         upgrade_schema(engine)
     factory = sessionmaker(engine, expire_on_commit=False)
-    return Store(settings=settings, engine=engine, session_factory=factory)
+    return Store(
+        settings=settings,
+        engine=engine,
+        session_factory=factory,
+        created=created and migrate,
+    )
 
 
 def alembic_config(engine: Engine) -> Config:

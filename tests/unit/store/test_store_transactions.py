@@ -1,6 +1,7 @@
 """run_transaction: repeat a transaction that lost a write conflict."""
 
 import threading
+import time
 
 import pytest
 from sqlalchemy import func, insert, select
@@ -12,24 +13,32 @@ from keysteward.meta import StoreMeta
 from keysteward.transactions import run_transaction
 
 
-def test_sqlite_conflict_retried(sqlite_store: Store) -> None:
+def test_sqlite_interleaved_writer_waits(sqlite_store: Store) -> None:
+    """A writer that arrives mid-transaction queues instead of forcing a retry."""
     attempts: list[int] = []
+    other_writer = threading.Thread(target=_insert_other, args=(sqlite_store,))
 
     def work(session: Session) -> int:
         attempts.append(len(attempts) + 1)
-        # Reading first pins this transaction's snapshot.
         session.scalar(select(func.count()).select_from(StoreMeta))
         if len(attempts) == 1:
-            with sqlite_store.engine.begin() as other:
-                other.execute(insert(StoreMeta).values(key="other", value="1"))
+            other_writer.start()
+            time.sleep(0.2)  # let the other writer reach its BEGIN
         session.add(StoreMeta(key="mine", value="2"))
         session.flush()
         return len(attempts)
 
-    assert run_transaction(sqlite_store, work, lock_first=False) == 2
+    assert run_transaction(sqlite_store, work, lock_first=False) == 1
+    other_writer.join(timeout=30)
+    assert not other_writer.is_alive()
     with sqlite_store.session() as session:
         keys = set(session.scalars(select(StoreMeta.key)))
     assert keys == {"other", "mine"}
+
+
+def _insert_other(store: Store) -> None:
+    with store.engine.begin() as other:
+        other.execute(insert(StoreMeta).values(key="other", value="1"))
 
 
 def test_other_errors_not_retried(store: Store) -> None:
