@@ -59,3 +59,13 @@ def test_unsupported_backend_named(tmp_path: Path) -> None:
     )
     assert result.exit_code == 3
     assert "KEYSTEWARD_DATABASE_URL" in result.stderr
+
+
+def test_new_store_announced_once(tmp_path: Path) -> None:
+    home = tmp_path / "typo"
+    first = runner.invoke(app, ["--home", str(home), "status", "--json"])
+    second = runner.invoke(app, ["--home", str(home), "status", "--json"])
+    assert first.exit_code == 0, first.output
+    assert "created a new, empty store" in first.stderr
+    assert "created a new, empty store" not in second.stderr
+    assert json.loads(first.stdout)["backend"] == "sqlite"

@@ -51,6 +51,10 @@ class CliState:
 
         opened = open_store(self.settings)
         enable_automatic_checkpoints(opened)
+        if opened.created:
+            # A mistyped KEYSTEWARD_HOME or URL would otherwise pass silently
+            # as an empty inventory with no findings.
+            typer.echo(f"note: created a new, empty store at {opened.url}", err=True)
         return opened
 
     def close(self) -> None:
