@@ -45,7 +45,15 @@ def _shannon_entropy(text: str) -> float:
     return -sum(n / total * math.log2(n / total) for n in counts.values())
 
 
+_UUID = re.compile(
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE
+)
+
+
 def _looks_random(text: str) -> bool:
+    # Request and record ids are UUIDs; they identify, they grant nothing.
+    if _UUID.fullmatch(text):
+        return False
     has_digit = any(c.isdigit() for c in text)
     has_alpha = any(c.isalpha() for c in text)
     return (

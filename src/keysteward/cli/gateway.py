@@ -56,7 +56,15 @@ def serve(
     app = GatewayApp(state.store, keyring, gateway_config)
     # NOTE: TLS is left to a reverse proxy in front; bind to 127.0.0.1 unless
     # one is there, because tokens cross this connection.
-    uvicorn.run(app, host=host, port=port, log_level=state.settings.log_level.lower())
+    # uvicorn's own access log would print each raw URL, query string and
+    # any token in it included; the app logs each request by route instead.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=state.settings.log_level.lower(),
+        access_log=False,
+    )
 
 
 @gateway_app.command("rules")

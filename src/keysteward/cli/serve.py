@@ -50,4 +50,12 @@ def serve(
         app.state.scheduled_jobs = scheduled_jobs(parse_intervals(job_intervals))
     # NOTE: TLS is left to a reverse proxy; bind to 127.0.0.1 unless one is
     # in front, because tokens and secrets cross this connection.
-    uvicorn.run(app, host=host, port=port, log_level=state.settings.log_level.lower())
+    # uvicorn's own access log would print each raw URL, query string and
+    # any token in it included; the app logs each request by route instead.
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level=state.settings.log_level.lower(),
+        access_log=False,
+    )

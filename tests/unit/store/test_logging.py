@@ -45,3 +45,9 @@ def test_logger_output_redacted(caplog: pytest.LogCaptureFixture) -> None:
         logger.info("token %s issued", GITHUB_TOKEN)
     assert GITHUB_TOKEN not in caplog.text
     assert "issued" in caplog.text
+
+
+def test_redact_keeps_uuid() -> None:
+    request_id = "3f2a9c4e-8b1d-4e7f-9a6b-2c5d8e0f1a3b"
+    text = f"GET /api/v1/secrets/{{name}} -> 200 (request id {request_id})"
+    assert redact(text) == text
