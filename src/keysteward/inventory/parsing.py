@@ -42,6 +42,39 @@ def text(value: Any) -> str | None:
     return str(value).strip()
 
 
+def as_object(value: Any, where: "Where", field: str) -> dict[str, Any]:
+    """Return a nested JSON object, ``{}`` for a missing one.
+
+    Raises ImportFileError naming ``field`` when the value is another type.
+    """
+    if value is None or value == "":
+        return {}
+    if not isinstance(value, dict):
+        raise where.error(field, "an object", value)
+    return value
+
+
+def as_list(value: Any, where: "Where", field: str) -> list[Any]:
+    """Return a nested JSON list, ``[]`` for a missing one.
+
+    Raises ImportFileError naming ``field`` when the value is another type.
+    """
+    if value is None or value == "":
+        return []
+    if not isinstance(value, list):
+        raise where.error(field, "a list", value)
+    return value
+
+
+def as_text_list(value: Any, where: "Where", field: str) -> list[str]:
+    """Return a list of strings or numbers as text, such as a list of scopes."""
+    items = as_list(value, where, field)
+    for item in items:
+        if not isinstance(item, str | int | float) or isinstance(item, bool):
+            raise where.error(field, "a list of strings", value)
+    return [str(item) for item in items]
+
+
 def parse_bool(value: Any, where: "Where", field: str) -> bool | None:
     if is_empty(value):
         return None
@@ -229,6 +262,12 @@ def read_csv_table(data: bytes, file: str) -> Table:
         headers = [h.strip() for h in next(reader)]
     except StopIteration:
         raise ImportFileError(file, "line 1", "header", "a header row") from None
+    except csv.Error as exc:
+        # Raised for a cell over csv.field_size_limit() (128 KiB by default)
+        # or a NUL byte.
+        raise ImportFileError(
+            file, "line 1", "header", "a valid CSV header row", str(exc)
+        ) from None
     rows: list[Row] = []
     start = reader.line_num + 1
     try:

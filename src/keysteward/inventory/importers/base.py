@@ -34,6 +34,9 @@ SOURCES = (
 )
 TABLE_SUFFIXES = frozenset({".csv", ".xlsx"})
 DOCUMENT_SUFFIXES = frozenset({".json", ".yaml", ".yml"})
+# The JSON and YAML parsers recurse once per level and hit Python's recursion
+# limit (sys.getrecursionlimit(), 1000 by default) on deeper documents.
+NESTING_EXPECTED = "JSON or YAML nested less deeply than the recursion limit"
 
 
 @dataclass
@@ -76,6 +79,10 @@ def load_file(path: Path) -> LoadedFile:
             raise ImportFileError(
                 path.name, where, "document", "valid JSON", str(exc)
             ) from None
+        except RecursionError:
+            raise ImportFileError(
+                path.name, "document", "document", NESTING_EXPECTED
+            ) from None
     if suffix in {".yaml", ".yml"}:
         try:
             return LoadedFile(path, document=yaml.safe_load(data.decode("utf-8-sig")))
@@ -84,6 +91,10 @@ def load_file(path: Path) -> LoadedFile:
             where = f"line {mark.line + 1}" if mark is not None else "document"
             raise ImportFileError(
                 path.name, where, "document", "valid YAML", str(exc)
+            ) from None
+        except RecursionError:
+            raise ImportFileError(
+                path.name, "document", "document", NESTING_EXPECTED
             ) from None
     raise ImportFileError(
         path.name, "file", "suffix", ".csv, .xlsx, .json, .yaml or .yml", suffix

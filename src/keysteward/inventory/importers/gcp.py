@@ -10,7 +10,14 @@ import re
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile
-from keysteward.inventory.parsing import Where, no_expiry, parse_datetime, text
+from keysteward.inventory.parsing import (
+    Where,
+    as_list,
+    as_object,
+    no_expiry,
+    parse_datetime,
+    text,
+)
 from keysteward.inventory.records import CredentialPatch, CredentialRecord, ParsedBatch
 
 KEY_NAME = re.compile(
@@ -59,7 +66,7 @@ class ServiceAccountKeysImporter(Importer):
         disabled = bool(item.get("disabled", False))
         exposed_at = [
             entry.get("value")
-            for entry in item.get("extendedStatus") or []
+            for entry in as_list(item.get("extendedStatus"), where, "extendedStatus")
             if isinstance(entry, dict) and entry.get("key") == EXPOSED_STATUS
         ]
         disable_reason = text(item.get("disableReason"))
@@ -132,7 +139,11 @@ class KeyActivityImporter(Importer):
             activity = item.get("activity") if isinstance(item, dict) else None
             if not isinstance(activity, dict):
                 raise where.error("activity", "an object with lastAuthenticatedTime")
-            key = activity.get("serviceAccountKey") or {}
+            key = as_object(
+                activity.get("serviceAccountKey"),
+                where,
+                "activity.serviceAccountKey",
+            )
             match = KEY_NAME.search(str(key.get("fullResourceName", "")))
             if match is None:
                 raise where.error(

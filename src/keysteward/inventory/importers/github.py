@@ -10,7 +10,13 @@ from typing import Any
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile, first_item
-from keysteward.inventory.parsing import Where, parse_datetime, text
+from keysteward.inventory.parsing import (
+    Where,
+    as_object,
+    as_text_list,
+    parse_datetime,
+    text,
+)
 from keysteward.inventory.records import CredentialRecord, ParsedBatch, PersonRef
 
 ORG_IN_URL = re.compile(r"/orgs/([^/]+)/")
@@ -84,7 +90,7 @@ class PersonalAccessTokensImporter(Importer):
         token_id = item.get("token_id")
         if not isinstance(token_id, int):
             raise where.error("token_id", "an integer token id", token_id)
-        owner = item.get("owner") or {}
+        owner = as_object(item.get("owner"), where, "owner")
         login = text(owner.get("login"))
         if login is None:
             raise where.error("owner.login", "the GitHub login of the token owner")
@@ -92,11 +98,13 @@ class PersonalAccessTokensImporter(Importer):
         org_match = ORG_IN_URL.search(str(item.get("repositories_url", "")))
         org = org_match.group(1) if org_match else "unknown"
         is_request = "access_granted_at" not in item
-        permissions = item.get("permissions") or {}
+        permissions = as_object(item.get("permissions"), where, "permissions")
         scopes = [
             f"{group}:{name}:{access}"
             for group, entries in sorted(permissions.items())
-            for name, access in sorted((entries or {}).items())
+            for name, access in sorted(
+                as_object(entries, where, f"permissions.{group}").items()
+            )
         ]
 
         expired = bool(item.get("token_expired"))
@@ -195,7 +203,7 @@ class CredentialAuthorizationsImporter(Importer):
             )
 
         kind_name = str(item.get("credential_type", "")).lower()
-        scopes = [str(scope) for scope in item.get("scopes") or []]
+        scopes = as_text_list(item.get("scopes"), where, "scopes")
         title = text(item.get("authorized_credential_note")) or text(
             item.get("authorized_credential_title")
         )

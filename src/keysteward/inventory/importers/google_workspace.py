@@ -12,7 +12,14 @@ from typing import Any
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile
-from keysteward.inventory.parsing import Where, parse_datetime, text
+from keysteward.inventory.parsing import (
+    Where,
+    as_list,
+    as_object,
+    as_text_list,
+    parse_datetime,
+    text,
+)
 from keysteward.inventory.records import (
     CredentialPatch,
     CredentialRecord,
@@ -76,7 +83,10 @@ class DirectoryTokensImporter(Importer):
 
     def parse(self, loaded: LoadedFile) -> ParsedBatch:
         batch = self.new_batch(loaded)
-        for index, item in enumerate(loaded.document.get("items") or []):
+        items = as_list(
+            loaded.document.get("items"), Where(loaded.name, "document"), "items"
+        )
+        for index, item in enumerate(items):
             where = Where(loaded.name, f"items[{index}]")
             if not isinstance(item, dict):
                 raise where.error("record", "an object", item)
@@ -94,7 +104,7 @@ class DirectoryTokensImporter(Importer):
             raise where.error("clientId", "the OAuth client id")
         if user_key is None:
             raise where.error("userKey", "the user's profile id or email")
-        scopes = [str(scope) for scope in item.get("scopes") or []]
+        scopes = as_text_list(item.get("scopes"), where, "scopes")
         person = (
             PersonRef(email=user_key.lower())
             if "@" in user_key
@@ -127,11 +137,13 @@ class DirectoryTokensImporter(Importer):
         )
 
 
-def _parameters(event: dict[str, Any]) -> dict[str, Any]:
+def _parameters(event: dict[str, Any], where: Where, field: str) -> dict[str, Any]:
     values: dict[str, Any] = {}
-    for parameter in event.get("parameters") or []:
+    for parameter in as_list(event.get("parameters"), where, f"{field}.parameters"):
         if not isinstance(parameter, dict) or "name" not in parameter:
             continue
+        if not isinstance(parameter["name"], str):
+            raise where.error(f"{field}.parameters.name", "a string", parameter["name"])
         for key in ("value", "intValue", "boolValue", "multiValue"):
             if key in parameter:
                 values[parameter["name"]] = parameter[key]
@@ -152,12 +164,16 @@ class TokenActivityImporter(Importer):
         batch = self.new_batch(loaded)
         newest: dict[tuple[str, str], tuple[datetime, str, str]] = {}
         latest_use: dict[tuple[str, str], tuple[datetime, dict[str, Any], int]] = {}
-        for index, item in enumerate(loaded.document.get("items") or []):
+        items = as_list(
+            loaded.document.get("items"), Where(loaded.name, "document"), "items"
+        )
+        for index, item in enumerate(items):
             where = Where(loaded.name, f"items[{index}]")
             if not isinstance(item, dict):
                 raise where.error("record", "an object", item)
-            when = parse_datetime((item.get("id") or {}).get("time"), where, "id.time")
-            actor = item.get("actor") or {}
+            item_id = as_object(item.get("id"), where, "id")
+            when = parse_datetime(item_id.get("time"), where, "id.time")
+            actor = as_object(item.get("actor"), where, "actor")
             profile = text(actor.get("profileId"))
             email = text(actor.get("email"))
             if when is None or profile is None:
@@ -169,8 +185,12 @@ class TokenActivityImporter(Importer):
                         PersonRef(provider="google_workspace", account_id=profile),
                     )
                 )
-            for event in item.get("events") or []:
-                params = _parameters(event)
+            events = as_list(item.get("events"), where, "events")
+            for number, event in enumerate(events):
+                field = f"events[{number}]"
+                if not isinstance(event, dict):
+                    raise where.error(field, "an object", event)
+                params = _parameters(event, where, field)
                 client_id = text(params.get("client_id"))
                 if client_id is None:
                     continue

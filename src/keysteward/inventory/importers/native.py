@@ -8,7 +8,7 @@ from keysteward.credentials.models import CredentialKind, CredentialStatus, Priv
 from keysteward.identities.models import PersonStatus
 from keysteward.inventory.export import DATETIME_FIELDS, FORMAT_KEY, FORMAT_VERSION
 from keysteward.inventory.importers.base import Importer, LoadedFile
-from keysteward.inventory.parsing import Where, parse_datetime
+from keysteward.inventory.parsing import Where, as_list, as_text_list, parse_datetime
 from keysteward.inventory.records import (
     CredentialRecord,
     ParsedBatch,
@@ -32,9 +32,28 @@ def _choice(
     entry: dict[str, Any], field: str, allowed: set[str], default: str, where: Where
 ) -> str:
     value = entry.get(field, default)
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise where.error(field, f"one of {', '.join(sorted(allowed))}", value)
     return str(value)
+
+
+def _optional_text(entry: dict[str, Any], field: str, where: Where) -> str | None:
+    """Return a scalar field as text; raise when it is a list or mapping."""
+    value = entry.get(field)
+    if value is None:
+        return None
+    if isinstance(value, dict | list):
+        raise where.error(field, "a string", value)
+    return str(value)
+
+
+def _optional_int(entry: dict[str, Any], field: str, where: Where) -> int | None:
+    value = entry.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise where.error(field, "a whole number", value)
+    return value
 
 
 def _dict(entry: dict[str, Any], field: str, where: Where) -> dict[str, Any]:
@@ -98,8 +117,12 @@ class NativeImporter(Importer):
             parsed = parse_datetime(departed, where, "departed_on")
             departed = parsed.date() if parsed else None
         accounts = []
-        for account in entry.get("accounts") or []:
-            if not isinstance(account, dict) or not account.get("provider"):
+        for account in as_list(entry.get("accounts"), where, "accounts"):
+            if (
+                not isinstance(account, dict)
+                or not account.get("provider")
+                or not account.get("account_id")
+            ):
                 raise where.error(
                     "accounts", "a list of {provider, account_id}", account
                 )
@@ -111,7 +134,7 @@ class NativeImporter(Importer):
                 entry, "status", PERSON_STATUSES, PersonStatus.ACTIVE, where
             ),
             departed_on=departed,
-            manager=entry.get("manager"),
+            manager=_optional_text(entry, "manager", where),
             accounts=accounts,
             attributes=_dict(entry, "attributes", where),
         )
@@ -123,9 +146,9 @@ class NativeImporter(Importer):
             raise where.error("name", "the service account's name")
         return ServiceAccountRecord(
             name=str(entry["name"]),
-            purpose=entry.get("purpose"),
-            owner=_ref(entry.get("owner")),
-            status=entry.get("status"),
+            purpose=_optional_text(entry, "purpose", where),
+            owner=_ref(_optional_text(entry, "owner", where)),
+            status=_optional_text(entry, "status", where),
             attributes=_dict(entry, "attributes", where),
         )
 
@@ -134,19 +157,19 @@ class NativeImporter(Importer):
             raise where.error("name", "the system's name")
         return SystemRecord(
             name=str(entry["name"]),
-            category=entry.get("category"),
-            status=entry.get("status"),
-            owner=_ref(entry.get("owner")),
-            rotation_max_age_days=entry.get("rotation_max_age_days"),
+            category=_optional_text(entry, "category", where),
+            status=_optional_text(entry, "status", where),
+            owner=_ref(_optional_text(entry, "owner", where)),
+            rotation_max_age_days=_optional_int(entry, "rotation_max_age_days", where),
             attributes=_dict(entry, "attributes", where),
         )
 
     def _credential(self, entry: dict[str, Any], where: Where) -> CredentialRecord:
-        source_id = entry.get("source_id")
+        source_id = _optional_text(entry, "source_id", where)
         if not source_id:
             raise where.error("source_id", "the credential's id in its source")
         values: dict[str, Any] = {
-            "name": str(entry.get("name") or source_id),
+            "name": _optional_text(entry, "name", where) or source_id,
             "kind": _choice(entry, "kind", KINDS, CredentialKind.OTHER, where),
             "privilege": _choice(
                 entry, "privilege", PRIVILEGES, Privilege.UNKNOWN, where
@@ -154,9 +177,9 @@ class NativeImporter(Importer):
             "status": _choice(
                 entry, "status", STATUSES, CredentialStatus.ACTIVE, where
             ),
-            "scopes": [str(scope) for scope in entry.get("scopes") or []],
-            "secret_hint": entry.get("secret_hint"),
-            "fingerprint": entry.get("fingerprint"),
+            "scopes": as_text_list(entry.get("scopes"), where, "scopes"),
+            "secret_hint": _optional_text(entry, "secret_hint", where),
+            "fingerprint": _optional_text(entry, "fingerprint", where),
         }
         insert_only: dict[str, Any] = {}
         for field in DATETIME_FIELDS:
@@ -167,15 +190,17 @@ class NativeImporter(Importer):
             else:
                 values[field] = parsed
         return CredentialRecord(
-            source=str(entry.get("source") or "native"),
-            source_id=str(source_id),
-            system=entry.get("system"),
+            source=_optional_text(entry, "source", where) or "native",
+            source_id=source_id,
+            system=_optional_text(entry, "system", where),
             values=values,
             attributes=_dict(entry, "attributes", where),
-            created_by=_ref(entry.get("created_by")),
-            owner=_ref(entry.get("owner")),
-            holder_person=_ref(entry.get("holder_person")),
-            holder_service_account=entry.get("holder_service_account"),
+            created_by=_ref(_optional_text(entry, "created_by", where)),
+            owner=_ref(_optional_text(entry, "owner", where)),
+            holder_person=_ref(_optional_text(entry, "holder_person", where)),
+            holder_service_account=_optional_text(
+                entry, "holder_service_account", where
+            ),
             insert_only=insert_only,
         )
 

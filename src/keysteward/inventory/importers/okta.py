@@ -7,7 +7,13 @@ from urllib.parse import urlsplit
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile, first_item
-from keysteward.inventory.parsing import Where, parse_datetime, text
+from keysteward.inventory.parsing import (
+    Where,
+    as_object,
+    as_text_list,
+    parse_datetime,
+    text,
+)
 from keysteward.inventory.records import CredentialRecord, ParsedBatch, PersonRef
 
 DAY_DURATION = re.compile(r"^P(?:(\d+)W)?(?:(\d+)D)?$")
@@ -58,18 +64,22 @@ class ApiTokensImporter(Importer):
             raise where.error("id", "the token id")
         if user_id is None:
             raise where.error("userId", "the Okta user id of the token's creator")
-        links = item.get("_link") or item.get("_links") or {}
-        href = ((links.get("self") or {}).get("href")) or ""
+        links_field = "_link" if item.get("_link") else "_links"
+        links = as_object(item.get(links_field), where, links_field)
+        self_link = as_object(links.get("self"), where, f"{links_field}.self")
+        href = text(self_link.get("href")) or ""
         tenant = urlsplit(href).hostname or "okta"
         window = parse_token_window(item.get("tokenWindow"), where)
         expires = parse_datetime(item.get("expiresAt"), where, "expiresAt")
-        network = item.get("network") or {}
+        network = as_object(item.get("network"), where, "network")
         attributes: dict[str, Any] = {
             "tenant": tenant,
             "client_name": text(item.get("clientName")),
             "token_window": text(item.get("tokenWindow")),
             "network_connection": text(network.get("connection")),
-            "network_include": list(network.get("include") or []),
+            "network_include": as_text_list(
+                network.get("include"), where, "network.include"
+            ),
             "usage_known": False,
             "identity_kind": "person",
             "source_file": file,

@@ -5,7 +5,13 @@ from typing import Any
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile, first_item
-from keysteward.inventory.parsing import Where, from_unix, hint_from, text
+from keysteward.inventory.parsing import (
+    Where,
+    as_object,
+    from_unix,
+    hint_from,
+    text,
+)
 from keysteward.inventory.records import CredentialRecord, ParsedBatch, PersonRef
 
 ADMIN_OBJECT = "organization.admin_api_key"
@@ -86,7 +92,7 @@ class AdminKeysImporter(_OpenAIKeysImporter):
             # Admin keys manage the whole organization: users, projects, keys.
             record.values["privilege"] = Privilege.ADMIN
             record.values["scopes"] = ["organization:admin"]
-            owner = item.get("owner") or {}
+            owner = as_object(item.get("owner"), where, "owner")
             record.attributes["owner_role"] = text(owner.get("role"))
             if owner.get("type") == "service_account":
                 record.holder_service_account = text(owner.get("name")) or text(
@@ -131,7 +137,8 @@ class ProjectKeysImporter(_OpenAIKeysImporter):
             record.attributes["owner_project_access"] = text(
                 item.get("owner_project_access")
             )
-            self._set_owner(record, item.get("owner") or {}, where)
+            owner = as_object(item.get("owner"), where, "owner")
+            self._set_owner(record, owner, where)
             record.export_scope = scope
             batch.credentials.append(record)
         return batch
@@ -141,7 +148,9 @@ class ProjectKeysImporter(_OpenAIKeysImporter):
     ) -> None:
         owner_type = owner.get("type")
         if owner_type == "service_account":
-            account = owner.get("service_account") or {}
+            account = as_object(
+                owner.get("service_account"), where, "owner.service_account"
+            )
             name = text(account.get("name")) or text(account.get("id"))
             if name is None:
                 raise where.error(
@@ -151,7 +160,7 @@ class ProjectKeysImporter(_OpenAIKeysImporter):
             record.attributes["identity_kind"] = "service_account"
             record.attributes["owner_role"] = text(account.get("role"))
         elif owner_type == "user":
-            user = owner.get("user") or {}
+            user = as_object(owner.get("user"), where, "owner.user")
             person = _owner_person(user)
             record.created_by = record.owner = record.holder_person = person
             record.attributes["identity_kind"] = "person"

@@ -9,7 +9,7 @@ from typing import Any
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile
-from keysteward.inventory.parsing import Where, from_unix, text
+from keysteward.inventory.parsing import Where, as_list, as_object, from_unix, text
 from keysteward.inventory.records import CredentialRecord, ParsedBatch, PersonRef
 
 WEBHOOK_SCOPE = "incoming-webhook"
@@ -66,17 +66,18 @@ class ApprovedAppsImporter(Importer):
         app_id = text(app.get("id"))
         if app_id is None:
             raise where.error("app.id", "the Slack app id, such as A0123")
+        scope_entries = as_list(item.get("scopes"), where, "scopes")
         scopes = [
             str(scope.get("name"))
-            for scope in item.get("scopes") or []
+            for scope in scope_entries
             if isinstance(scope, dict) and scope.get("name")
         ]
         sensitive = [
             str(scope.get("name"))
-            for scope in item.get("scopes") or []
+            for scope in scope_entries
             if isinstance(scope, dict) and scope.get("is_sensitive")
         ]
-        resolver = item.get("last_resolved_by") or {}
+        resolver = as_object(item.get("last_resolved_by"), where, "last_resolved_by")
         approver = None
         if resolver.get("actor_type") == "user":
             approver = slack_person(text(resolver.get("actor_id")))

@@ -9,7 +9,13 @@ from typing import Any
 
 from keysteward.credentials.models import CredentialKind, CredentialStatus, Privilege
 from keysteward.inventory.importers.base import Importer, LoadedFile, first_item
-from keysteward.inventory.parsing import Where, hint_from, parse_datetime, text
+from keysteward.inventory.parsing import (
+    Where,
+    as_text_list,
+    hint_from,
+    parse_datetime,
+    text,
+)
 from keysteward.inventory.records import CredentialRecord, ParsedBatch
 
 API_KEY_OBJECT = "v2.iam.api_key"
@@ -114,7 +120,9 @@ class ApiKeysImporter(Importer):
                 "key_type": key_type,
                 "livemode": bool(item.get("livemode")),
                 "note": text(item.get("note")),
-                "ip_allowlist": list(item.get("ip_allowlist") or []),
+                "ip_allowlist": as_text_list(
+                    item.get("ip_allowlist"), where, "ip_allowlist"
+                ),
                 "managed_by": managed_by.get("type")
                 if isinstance(managed_by, dict)
                 else None,
