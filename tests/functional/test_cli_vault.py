@@ -1,5 +1,6 @@
 """Vault commands as a user runs them: init, secret, rekey, backup, run."""
 
+import base64
 import json
 import os
 import sys
@@ -156,8 +157,8 @@ def test_rekey_then_get(home: Path) -> None:
 
 def test_wrong_master_key_one_line(home: Path) -> None:
     _cli(home, "secret", "put", "hubspot", stdin=HUBSPOT_VALUE)
-    (home / "master.key").unlink()
-    _cli(home, "init")
+    other_key = base64.b64encode(os.urandom(32)).decode()
+    (home / "master.key").write_text(other_key + "\n")
     result = _cli(home, "secret", "get", "hubspot")
     assert result.exit_code == 6
     assert result.stderr.startswith("error: decryption failed")

@@ -30,6 +30,7 @@ def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
 
     state = state_of(ctx)
     store = state.store
+    _reject_new_key_for_existing_vault(store)
     summary = {
         "store": store.url,
         "backend": store.engine.dialect.name,
@@ -42,6 +43,30 @@ def init(ctx: typer.Context, json_output: JsonOption = False) -> None:
     schema = ", ".join(summary["schema_version"])
     console.print(f"Store ready at {summary['store']} (schema {schema}).")
     console.print(f"Master key: {summary['master_key']}.")
+
+
+def _reject_new_key_for_existing_vault(store: Store) -> None:
+    """Raise ConfigError when init would create a master key for stored KEKs.
+
+    The vault's key-encryption keys are wrapped under the master key, so a new
+    key can never decrypt them and every later read would fail.
+    """
+    from keysteward.crypto.keyring import key_material_path
+    from keysteward.errors import ConfigError
+    from keysteward.vault.models import KeyEncryptionKey
+
+    path = key_material_path(store.settings.home)
+    if path is None or path.exists():
+        return
+    with store.session() as session:
+        keks = session.scalar(select(func.count()).select_from(KeyEncryptionKey))
+    if keks:
+        raise ConfigError(
+            f"{path} is missing, but the vault has {keks} key-encryption keys "
+            f"wrapped under the key it held; restore {path.name} from your backup "
+            f"to {path}. A new key cannot decrypt the stored secrets, so init "
+            "does not create one"
+        )
 
 
 def describe_store(store: Store) -> dict[str, Any]:

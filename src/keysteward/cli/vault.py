@@ -63,7 +63,7 @@ def _keyring(state: CliState) -> Any:
 
 
 def _read_value(file: Path | None) -> bytes:
-    if file is not None:
+    if file is not None and str(file) != "-":
         try:
             value = file.read_bytes()
         except OSError as exc:
@@ -123,9 +123,14 @@ def _resolve_metadata(
 def secret_put(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Secret name, e.g. hubspot.")],
+    # Collects extra arguments so that the error never repeats them, because
+    # Click's "unexpected extra argument" message prints a value typed there.
+    extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     file: Annotated[
         Path | None,
-        typer.Option("--file", help="Read the value from this file, not stdin."),
+        typer.Option(
+            "--file", help="Read the value from this file, or from stdin with -."
+        ),
     ] = None,
     credential_id: Annotated[
         int | None, typer.Option(help="Inventory credential id this value belongs to.")
@@ -149,6 +154,12 @@ def secret_put(
     from keysteward.crypto.aead import DecryptionError
     from keysteward.vault.services import put_secret
 
+    if extra:
+        raise InvalidInputError(
+            f"secret put takes one argument, NAME, and got {1 + len(extra)}; "
+            "secret values are read from stdin or --file, never from the command "
+            "line"
+        )
     state = state_of(ctx)
     value = _read_value(file)
     keyring = _keyring(state)

@@ -85,8 +85,9 @@ class FileKeyProvider:
     def master_key(self) -> bytes:
         if not self.path.exists():
             raise ConfigError(
-                f"master key file {self.path} is missing; run `keysteward init` to "
-                f"create it, or set {PROVIDER_SETTING} to passphrase or env"
+                f"master key file {self.path} is missing; restore {KEY_FILE_NAME} "
+                f"from your backup to {self.path}. Only a new store without "
+                "secrets may get a new key from `keysteward init`"
             )
         mode = stat.S_IMODE(self.path.stat().st_mode)
         if mode & 0o077:
@@ -215,9 +216,9 @@ def read_passphrase_params(path: Path) -> Argon2Params:
     """Return the salt and Argon2id costs stored in ``path``."""
     if not path.exists():
         raise ConfigError(
-            f"passphrase parameters file {path} is missing; run `keysteward init` "
-            f"with {PROVIDER_SETTING}=passphrase to create it, or restore it from "
-            "your backup"
+            f"passphrase parameters file {path} is missing; restore "
+            f"{PASSPHRASE_PARAMS_FILE_NAME} from your backup to {path}. Only a new "
+            "store without secrets may get new parameters from `keysteward init`"
         )
     try:
         raw = json.loads(path.read_text())
@@ -254,6 +255,21 @@ def key_provider(home: Path, environ: Mapping[str, str] | None = None) -> KeyPro
     if name == "passphrase":
         return PassphraseKeyProvider(home / PASSPHRASE_PARAMS_FILE_NAME, environ)
     return FileKeyProvider(home / KEY_FILE_NAME)
+
+
+def key_material_path(
+    home: Path, environ: Mapping[str, str] | None = None
+) -> Path | None:
+    """Return the file the configured provider derives the master key from.
+
+    Returns None for the ``env`` provider, which reads no file.
+    """
+    name = provider_name(environ)
+    if name == "file":
+        return home / KEY_FILE_NAME
+    if name == "passphrase":
+        return home / PASSPHRASE_PARAMS_FILE_NAME
+    return None
 
 
 def prepare_key_provider(home: Path, environ: Mapping[str, str] | None = None) -> str:

@@ -53,6 +53,11 @@ def token_digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+# A longer lifetime is almost always a typo such as 99999d, so a token meant
+# to last longer must set no_expiry.
+MAX_TOKEN_LIFETIME = timedelta(days=3 * 365)
+
+
 def default_token_lifetime(
     principal_type: PrincipalType, environ: Mapping[str, str] | None = None
 ) -> timedelta:
@@ -121,6 +126,12 @@ def issue_api_token(
     if lifetime is not None and lifetime <= timedelta(0):
         raise InvalidTokenRequest(
             f"invalid token lifetime {lifetime}; it must be positive"
+        )
+    if lifetime is not None and lifetime > MAX_TOKEN_LIFETIME:
+        raise InvalidTokenRequest(
+            f"invalid token lifetime {lifetime.days} days; the maximum is "
+            f"{MAX_TOKEN_LIFETIME.days} days. Pass --no-expiry instead for a "
+            "token that never expires"
         )
     requested_roles = sorted(set(roles or []))
     missing = set(requested_roles) - granted_role_names(session, principal)

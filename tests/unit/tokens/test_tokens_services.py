@@ -82,6 +82,16 @@ def test_no_expiry_only_when_asked(store: Store, make_account) -> None:
         _issue(store, principal, no_expiry=True, lifetime=timedelta(days=1))
 
 
+def test_lifetime_over_three_years_rejected(store: Store, make_account) -> None:
+    principal = make_account("crm-sync")
+    with pytest.raises(InvalidTokenRequest, match="--no-expiry"):
+        _issue(store, principal, lifetime=timedelta(days=99999))
+    with store.session() as session:
+        assert session.scalars(select(ApiToken)).all() == []
+    token_id, _token = _issue(store, principal, lifetime=timedelta(days=3 * 365))
+    assert token_id > 0
+
+
 def test_expired_token_rejected(store: Store, make_account) -> None:
     _token_id, token = _issue(
         store, make_account("crm-sync"), lifetime=timedelta(days=30)
