@@ -236,3 +236,35 @@ def test_accept_twice_rejected(home: Path) -> None:
 
     assert code == 2
     assert "is accepted" in err
+
+
+def _open_findings(home: Path) -> list[dict]:
+    code, out, _ = _run(home, "findings", "list", "--json")
+    assert code == 0
+    return json.loads(out)
+
+
+def test_backdated_audit_rejected(home: Path) -> None:
+    assert _run(home, "audit", *AS_OF)[0] == 0
+    before = _open_findings(home)
+    code, _, err = _run(home, "audit", "--as-of", "0001-01-01")
+    assert code == 2
+    assert "2026-12-04" in err
+    assert "--no-store" in err
+    assert _open_findings(home) == before
+
+
+def test_backdated_audit_no_store(home: Path) -> None:
+    assert _run(home, "audit", *AS_OF)[0] == 0
+    before = _open_findings(home)
+    code, out, err = _run(
+        home, "audit", "--as-of", "0001-01-01", "--no-store", "--json"
+    )
+    assert code == 0
+    # Bob had not left yet on that date.
+    rules = [f["rule"] for f in json.loads(out)["findings"]]
+    assert "owner_departed" not in rules
+    assert "not stored" in err
+    assert _open_findings(home) == before
+    code, _, _ = _run(home, "audit", *AS_OF)
+    assert code == 0

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
 from keysteward.audit.config import AuditConfig, Thresholds
 from keysteward.audit.context import AuditContext, CredentialView
 from keysteward.audit.departures import load_departed_readers
@@ -22,8 +25,9 @@ from keysteward.audit.ranking import credential_factors, rank_key
 from keysteward.audit.results import AuditSummary, RankedFinding, count_by_severity
 from keysteward.audit.rules import RULES, Hit, at_least
 from keysteward.audit.rules._base import RuleCheck
-from keysteward.clock import utcnow
+from keysteward.clock import as_utc, utcnow
 from keysteward.db import Store
+from keysteward.errors import InvalidInputError
 from keysteward.events.services import record_event
 from keysteward.findings.models import AuditRun, FindingStatus
 
@@ -48,33 +52,77 @@ def run_audit(
     system: str | None = None,
     actor: str = "cli",
     progress: ProgressCallback | None = None,
+    keep: bool = True,
 ) -> AuditResult:
     """Evaluate the active credentials, store the run and return it ranked.
 
     Everything happens in one transaction, so a failed run leaves the
-    findings of earlier runs as they were.
+    findings of earlier runs as they were. With ``keep`` False the
+    transaction is rolled back, so the store is left as it was. A stored run
+    must not be judged earlier than the newest stored run, because it would
+    resolve findings that are still open; raises InvalidInputError then.
     """
-    with store.session() as session:
-        run = AuditRun(started_at=utcnow(), as_of=as_of)
-        run.parameters = {"as_of": as_of.isoformat(), "system": system}
-        session.add(run)
-        session.flush()
-
-        inventory = load_inventory(session, system)
-        context = AuditContext(
-            as_of=as_of,
-            config=config,
-            fingerprint_holders=inventory.fingerprint_holders,
-            departed_readers=load_departed_readers(session, inventory.people, as_of),
+    session = store.session_factory()
+    transaction = session.begin()
+    try:
+        if keep:
+            _check_not_backdated(session, as_of)
+        result = _evaluate_and_store(
+            session, as_of, config, system, progress, actor if keep else None
         )
-        findings = evaluate(inventory.credentials, context, progress)
-        scope_id = inventory.scope_system.id if inventory.scope_system else None
-        superseded, resolved = store_findings(session, run, scope_id, findings)
+        if keep:
+            transaction.commit()
+        else:
+            transaction.rollback()
+    except BaseException:
+        transaction.rollback()
+        raise
+    finally:
+        session.close()
+    return result
 
-        summary = _summarize(run.id, inventory, context, findings, resolved, system)
-        run.finished_at = utcnow()
-        run.credentials_evaluated = len(inventory.credentials)
-        run.findings_count = len(findings)
+
+def _check_not_backdated(session: Session, as_of: datetime) -> None:
+    newest = as_utc(session.scalar(select(func.max(AuditRun.as_of))))
+    if newest is not None and as_of < newest:
+        raise InvalidInputError(
+            f"invalid --as-of {as_of.isoformat()}: the newest stored audit run is "
+            f"as of {newest.isoformat()}, and an earlier run would resolve its "
+            "open findings; pass a later date, or --no-store to report without "
+            "storing"
+        )
+
+
+def _evaluate_and_store(
+    session: Session,
+    as_of: datetime,
+    config: AuditConfig,
+    system: str | None,
+    progress: ProgressCallback | None,
+    actor: str | None,
+) -> AuditResult:
+    """Run the audit in ``session``; record an event only when ``actor`` is set."""
+    run = AuditRun(started_at=utcnow(), as_of=as_of)
+    run.parameters = {"as_of": as_of.isoformat(), "system": system}
+    session.add(run)
+    session.flush()
+
+    inventory = load_inventory(session, system)
+    context = AuditContext(
+        as_of=as_of,
+        config=config,
+        fingerprint_holders=inventory.fingerprint_holders,
+        departed_readers=load_departed_readers(session, inventory.people, as_of),
+    )
+    findings = evaluate(inventory.credentials, context, progress)
+    scope_id = inventory.scope_system.id if inventory.scope_system else None
+    superseded, resolved = store_findings(session, run, scope_id, findings)
+
+    summary = _summarize(run.id, inventory, context, findings, resolved, system)
+    run.finished_at = utcnow()
+    run.credentials_evaluated = len(inventory.credentials)
+    run.findings_count = len(findings)
+    if actor is not None:
         record_event(
             session,
             actor=actor,

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.progress import Progress
 
-from keysteward.cli._context import console, print_json, state_of
+from keysteward.cli._context import console, error_console, print_json, state_of
 from keysteward.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -116,6 +116,14 @@ def audit(
             "--limit", min=1, help="Show only the first N findings of the ranking."
         ),
     ] = None,
+    no_store: Annotated[
+        bool,
+        typer.Option(
+            "--no-store",
+            help="Report without storing the run, so stored findings stay as "
+            "they are; needed for an --as-of before the newest stored run.",
+        ),
+    ] = False,
 ) -> None:
     """Evaluate every active credential, store the findings and report them ranked."""
     from keysteward.audit.config import load_audit_config
@@ -141,6 +149,7 @@ def audit(
             system=system,
             actor=_actor(),
             progress=progress,
+            keep=not no_store,
         )
     shown = result.findings[:limit] if limit else result.findings
 
@@ -148,6 +157,8 @@ def audit(
         listed = shown if limit else shown[:HTML_DEFAULT_ROWS]
         _write_html(html_file, listed, result, config, system)
     _print_report(shown, result, json_output, csv_output)
+    if no_store:
+        error_console.print("note: --no-store given, so this run was not stored.")
     if html_file is not None and not (json_output or csv_output):
         console.print(f"HTML report written to {html_file}")
 
