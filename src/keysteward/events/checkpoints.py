@@ -26,7 +26,11 @@ from sqlalchemy.orm import Session
 from keysteward.clock import utcnow
 from keysteward.db import Store
 from keysteward.errors import ConfigError
-from keysteward.events.chain import APPENDED_SEQUENCE_KEY, format_timestamp
+from keysteward.events.chain import (
+    APPENDED_SEQUENCE_KEY,
+    format_timestamp,
+    lock_chain_head,
+)
 from keysteward.events.errors import TamperedLogError
 from keysteward.events.models import Event, EventCheckpoint
 
@@ -150,6 +154,9 @@ def create_checkpoint(session: Session, home: Path) -> EventCheckpoint | None:
     naming the first bad event.
     """
     key = load_signing_key(home)
+    # Hold the chain head while verifying: otherwise appenders committing
+    # between the verifier's reads make a consistent log look truncated.
+    lock_chain_head(session.connection())
     _require_intact_log(session, home)
     newest = session.execute(
         select(Event.sequence, Event.digest).order_by(Event.sequence.desc()).limit(1)

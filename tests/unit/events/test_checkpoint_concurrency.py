@@ -1,0 +1,48 @@
+"""Signing checkpoints while other transactions append raises no false alarm."""
+
+import threading
+from pathlib import Path
+
+from keysteward.db import Store
+from keysteward.events.checkpoints import create_checkpoint
+from keysteward.events.services import record_event
+
+APPENDS_PER_WRITER = 60
+CHECKPOINTS = 25
+
+
+def _append_events(store: Store, writer: int, errors: list[BaseException]) -> None:
+    try:
+        for number in range(APPENDS_PER_WRITER):
+            with store.session() as session:
+                record_event(
+                    session,
+                    actor=f"test:writer-{writer}",
+                    action="test.append",
+                    target_id=number,
+                )
+    except BaseException as exc:  # noqa: BLE001 - reported by the test
+        errors.append(exc)
+
+
+def test_checkpoints_during_appends(store: Store, tmp_path: Path) -> None:
+    errors: list[BaseException] = []
+    writers = [
+        threading.Thread(target=_append_events, args=(store, writer, errors))
+        for writer in range(2)
+    ]
+    for thread in writers:
+        thread.start()
+    attempts = 0
+    while any(thread.is_alive() for thread in writers) and attempts < CHECKPOINTS:
+        with store.session() as session:
+            create_checkpoint(session, tmp_path)
+        attempts += 1
+    for thread in writers:
+        thread.join(timeout=60)
+    with store.session() as session:
+        final = create_checkpoint(session, tmp_path)
+
+    assert errors == []
+    assert final is not None
+    assert final.sequence == 2 * APPENDS_PER_WRITER
