@@ -19,3 +19,17 @@ def as_utc(value: datetime | None) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def format_timestamp(value: object, empty: str = "-") -> str:
+    """Format a stored time for a table: ISO 8601 in UTC, whole seconds.
+
+    Returns ``empty`` for None, and other values unchanged as text.
+    """
+    if value is None:
+        return empty
+    if not isinstance(value, datetime):
+        return str(value)
+    moment = as_utc(value)
+    assert moment is not None
+    return moment.replace(microsecond=0).isoformat()

@@ -268,3 +268,12 @@ def test_backdated_audit_no_store(home: Path) -> None:
     assert _open_findings(home) == before
     code, _, _ = _run(home, "audit", *AS_OF)
     assert code == 0
+
+
+@pytest.mark.usefixtures("wide_console")
+def test_audit_system_any_case(home: Path) -> None:
+    code, out, err = _run(home, "audit", *AS_OF, "--system", "AWS")
+    assert code == 0, err
+    assert "1 active credential," in out
+    assert "owner_departed" in out
+    assert "unknown_access" not in out

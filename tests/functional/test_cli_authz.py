@@ -178,3 +178,28 @@ def test_access_reports(home: Path, tmp_path: Path) -> None:
     bad = runner.invoke(app, ["--home", str(home), "access", "map", "--format", "pdf"])
     assert bad.exit_code == 2
     assert "invalid --format 'pdf'" in bad.output
+
+
+def test_check_unknown_principal_exit_four(home: Path, tmp_path: Path) -> None:
+    _apply(home, _write(tmp_path))
+    for principal in ("person:ghost@example.com", "service_account:ghost"):
+        result = runner.invoke(
+            app, ["--home", str(home), "check", principal, "read", "hubspot:x"]
+        )
+        assert result.exit_code == 4, result.output
+        assert "ghost" in result.output
+        assert "DENY" not in result.output
+
+
+def test_check_unknown_action_exit_two(home: Path, tmp_path: Path) -> None:
+    _apply(home, _write(tmp_path))
+    principal = "service_account:svc-crm-sync"
+    result = runner.invoke(
+        app, ["--home", str(home), "check", principal, "fly", "hubspot:x"]
+    )
+    assert result.exit_code == 2
+    assert "unknown action 'fly'" in result.output
+    allowed = runner.invoke(
+        app, ["--home", str(home), "check", principal, "write", "hubspot:contacts"]
+    )
+    assert allowed.exit_code == 0, allowed.output

@@ -1,6 +1,7 @@
 """Token and service-account commands as a user runs them."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -165,3 +166,21 @@ def test_revoke_unknown_token(home: Path) -> None:
     result = _cli(home, "token", "revoke", "99")
     assert result.exit_code == 4
     assert "API token 99 not found" in result.stderr
+
+
+def test_token_list_whole_second_times(home: Path) -> None:
+    principal = "--principal=person:ops@example.com"
+    assert _cli(home, "token", "issue", principal, "--expires-in", "30d").exit_code == 0
+    listed = _cli(home, "token", "list")
+    assert listed.exit_code == 0
+    times = re.findall(r"\d{4}-\d\d-\d\dT[0-9:.+]+", listed.stdout)
+    assert times
+    assert all(re.fullmatch(r"[0-9-]{10}T\d\d:\d\d:\d\d\+00:00", t) for t in times)
+
+
+def test_token_issue_huge_lifetime_rejected(home: Path) -> None:
+    principal = "--principal=person:ops@example.com"
+    result = _cli(home, "token", "issue", principal, "--expires-in", "99999d")
+    assert result.exit_code == 2
+    assert "--no-expiry" in result.output
+    assert "ks_" not in result.stdout

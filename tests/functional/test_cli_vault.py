@@ -3,6 +3,7 @@
 import base64
 import json
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -316,3 +317,12 @@ def test_serve_without_key_fails_fast(home: Path) -> None:
     assert result.exit_code == 3
     assert "master key file" in result.stderr
     assert "keysteward init" in result.stderr
+
+
+def test_secret_list_whole_second_times(home: Path) -> None:
+    _cli(home, "secret", "put", "hubspot", stdin=HUBSPOT_VALUE)
+    listed = _cli(home, "secret", "list")
+    assert listed.exit_code == 0
+    times = re.findall(r"\d{4}-\d\d-\d\d[ T][0-9:.+]+", listed.stdout)
+    assert len(times) == 1
+    assert re.fullmatch(r"[0-9-]{10}T\d\d:\d\d:\d\d\+00:00", times[0])

@@ -56,8 +56,10 @@ def _find_system(
 ) -> SystemView | None:
     if system_name is None:
         return None
+    # Names are compared case-insensitively, so --system AWS finds aws.
+    requested = system_name.casefold()
     for system in systems.values():
-        if system.name == system_name:
+        if system.name.casefold() == requested:
             return system
     known = ", ".join(sorted(system.name for system in systems.values())) or "none"
     raise NotFoundError(f"system {system_name!r} not found; known systems: {known}")

@@ -8,6 +8,7 @@ self-contained, with an SVG graph of principal -> role -> system drawn on
 the server, so it opens offline and in mail archives.
 """
 
+import html
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -171,8 +172,13 @@ def _when(value: datetime | None) -> str:
     return "never" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
 
 
+def _text(text: str) -> str:
+    """Escape a name from the store for Markdown, whose renderers pass raw HTML."""
+    return html.escape(text, quote=False).replace("\n", " ")
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|")
 
 
 def render_markdown(access: AccessMap) -> str:
@@ -194,15 +200,15 @@ def render_markdown(access: AccessMap) -> str:
             f"{_when(entry.last_used_at)} |"
         )
     for entry in access.principals:
-        lines += ["", f"## {entry.principal}", ""]
+        lines += ["", f"## {_text(entry.principal)}", ""]
         if entry.display_name != entry.name:
-            lines += [f"Name: {entry.display_name}", ""]
+            lines += [f"Name: {_text(entry.display_name)}", ""]
         lines.append("Roles:")
         for holding in entry.roles:
-            extra = f" through {holding.via_group}" if holding.via_group else ""
+            extra = f" through {_text(holding.via_group)}" if holding.via_group else ""
             if holding.expires_at:
                 extra += f", expires {_when(holding.expires_at)}"
-            lines.append(f"- {holding.role}{extra}")
+            lines.append(f"- {_text(holding.role)}{extra}")
         if not entry.roles:
             lines.append("- none")
         lines += ["", "Permissions by system:"]
@@ -213,7 +219,8 @@ def render_markdown(access: AccessMap) -> str:
         lines += ["", "Credentials held:"]
         for credential in entry.credentials:
             lines.append(
-                f"- {credential.name} ({credential.kind}, {credential.system or '?'}, "
+                f"- {_text(credential.name)} ({credential.kind}, "
+                f"{credential.system or '?'}, "
                 f"{credential.status}), last used {_when(credential.last_used_at)}"
             )
         if not entry.credentials:

@@ -1,6 +1,7 @@
 """What every command module shares: settings, the store, output helpers."""
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -17,6 +18,16 @@ from keysteward.errors import KeystewardError
 
 console = Console()
 error_console = Console(stderr=True)
+# Rich lays tables out 80 columns wide when output is not a terminal, which
+# breaks ids, emails and dates mid-word in piped or logged output. A width set
+# in COLUMNS still wins.
+PIPED_WIDTH = 200
+
+
+def widen_when_piped(target: Console) -> None:
+    """Give ``target`` PIPED_WIDTH columns unless it writes to a terminal."""
+    if not target.is_terminal and "COLUMNS" not in os.environ:
+        target.width = PIPED_WIDTH
 
 
 def fail(exc: KeystewardError) -> typer.Exit:
@@ -29,10 +40,19 @@ class KeystewardGroup(TyperGroup):
     """Root command group that turns KeystewardError into a one-line message."""
 
     def invoke(self, ctx: Any) -> Any:
+        widen_when_piped(console)
+        widen_when_piped(error_console)
         try:
             return super().invoke(ctx)
         except KeystewardError as exc:
             raise fail(exc) from None
+        except BrokenPipeError:
+            # The reader closed the pipe, as `| head -1` does, which is not an
+            # error. Output still buffered goes to /dev/null, so the flush at
+            # exit cannot fail again.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(0) from None
 
 
 @dataclass

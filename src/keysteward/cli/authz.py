@@ -1,7 +1,7 @@
 """``keysteward policy``, ``keysteward check`` and ``keysteward access``."""
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -159,6 +159,37 @@ def _parse_context(pairs: list[str]) -> dict[str, str]:
     return context
 
 
+def _require_known_principal(session: Any, kind: str, name: str) -> None:
+    """Raise NotFoundError (exit 4) when the store has no such principal."""
+    from sqlalchemy import select
+
+    from keysteward.authz.models import Group
+    from keysteward.errors import NotFoundError
+    from keysteward.tokens.principals import find_principal
+
+    if kind != "group":
+        find_principal(session, f"{kind}:{name}")
+    elif session.scalar(select(Group.id).where(Group.name == name)) is None:
+        raise NotFoundError(f"group {name!r} not found; define it in the policy file")
+
+
+def _require_known_action(session: Any, action: str) -> None:
+    """Raise InvalidInputError when no grant, deny rule or built-in names ``action``."""
+    from sqlalchemy import select
+
+    from keysteward.authz.models import DenyRule, Permission
+    from keysteward.authz.permissions import Action
+
+    known = {str(member) for member in Action}
+    known.update(session.scalars(select(Permission.action).distinct()))
+    for rule in session.scalars(select(DenyRule.permission)):
+        known.add(rule.rsplit(":", 1)[-1])
+    if action not in known:
+        raise InvalidInputError(
+            f"unknown action {action!r}; use one of {', '.join(sorted(known))}"
+        )
+
+
 def check_command(
     ctx: typer.Context,
     principal: Annotated[
@@ -191,15 +222,20 @@ def check_command(
 ) -> None:
     """Decide whether PRINCIPAL may do ACTION on RESOURCE, and explain why.
 
-    Exit code 0 when allowed, 1 when denied, 2 when the input is invalid.
+    Exit code 0 when allowed, 1 when denied, 2 when the input or action is
+    invalid, 4 when the principal is not in the store.
     """
     from keysteward.authz.engine import build_index
     from keysteward.authz.permissions import parse_principal, parse_request
 
     permission = action if resource is None else f"{resource}:{action}"
-    parse_principal(principal)
-    parse_request(permission)
-    index = build_index(state_of(ctx).store)
+    kind, name = parse_principal(principal)
+    request = parse_request(permission)
+    store = state_of(ctx).store
+    with store.session() as session:
+        _require_known_principal(session, kind, name)
+        _require_known_action(session, request.action)
+    index = build_index(store)
     decision = index.check(principal, permission, context=_parse_context(context or []))
     if json_output:
         print_json(decision.to_dict())

@@ -208,9 +208,11 @@ def _print_verify_report(report: "VerifyReport") -> None:
         typer.echo(f"warning: {warning}", err=True)
     first = report.first_problem
     if first is None:
+        events = "event" if report.events_checked == 1 else "events"
+        checkpoints = "checkpoint" if report.checkpoints_checked == 1 else "checkpoints"
         console.print(
-            f"Event log intact: {report.events_checked} events and "
-            f"{report.checkpoints_checked} checkpoints verified "
+            f"Event log intact: {report.events_checked} {events} and "
+            f"{report.checkpoints_checked} {checkpoints} verified "
             f"(last sequence {report.last_sequence}, digest {report.last_digest})."
         )
         return

@@ -144,6 +144,7 @@ def list_credentials(
 ) -> None:
     """List credentials with their system, holder, owner and dates."""
     from rich.table import Table
+    from rich.text import Text
 
     from keysteward.inventory.listing import list_inventory
 
@@ -152,19 +153,29 @@ def list_credentials(
     if json_output:
         print_json(rows)
         return
-    table = Table("system", "name", "kind", "status", "owner", "holder", "last used")
+    table = Table()
+    table.add_column("id", justify="right", no_wrap=True)
+    table.add_column("system", no_wrap=True)
+    table.add_column("name", overflow="fold")
+    table.add_column("kind", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("owner", no_wrap=True)
+    table.add_column("holder", no_wrap=True)
+    table.add_column("last used", no_wrap=True)
     for row in rows:
         table.add_row(
+            str(row["id"]),
             row["system"] or "",
-            row["name"],
+            # Text, not markup, because names come from imported files.
+            Text(row["name"]),
             row["kind"],
             row["status"],
-            row["owner"] or "",
-            row["holder_person"] or row["holder_service_account"] or "",
+            Text(row["owner"] or ""),
+            Text(row["holder_person"] or row["holder_service_account"] or ""),
             (row["last_used_at"] or "")[:10],
         )
     console.print(table)
-    typer.echo(f"{len(rows)} credentials")
+    typer.echo(f"{len(rows)} {'credential' if len(rows) == 1 else 'credentials'}")
 
 
 @inventory_app.command("export")

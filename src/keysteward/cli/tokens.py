@@ -8,6 +8,7 @@ import typer
 
 from keysteward.cli._context import console, error_console, print_json, state_of
 from keysteward.cli.vault import operator_actor
+from keysteward.clock import format_timestamp
 from keysteward.errors import InvalidInputError
 
 JsonOption = Annotated[
@@ -82,7 +83,7 @@ def token_issue(
         print_json({"id": token_id, "token": issued.token, "expires_at": expires_at})
         return
     typer.echo(issued.token)
-    until = expires_at.isoformat() if expires_at else "never"
+    until = format_timestamp(expires_at, empty="never")
     error_console.print(
         f"Token {token_id} for {principal}, expires {until}. It is shown only once."
     )
@@ -128,9 +129,9 @@ def token_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
             str(row["hint"]),
             str(row["principal"]),
             ", ".join(row["roles"]) or "all",  # type: ignore[arg-type]
-            str(row["expires_at"] or "never"),
-            str(row["last_used_at"] or "-"),
-            str(row["revoked_at"] or "-"),
+            format_timestamp(row["expires_at"], empty="never"),
+            format_timestamp(row["last_used_at"]),
+            format_timestamp(row["revoked_at"]),
         )
     console.print(table)
 

@@ -223,6 +223,7 @@ def secret_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """List secrets with their current version, without values."""
     from rich.table import Table
 
+    from keysteward.clock import format_timestamp
     from keysteward.vault.services import list_secrets
 
     with state_of(ctx).store.session() as session:
@@ -235,7 +236,7 @@ def secret_list(ctx: typer.Context, json_output: JsonOption = False) -> None:
         table.add_row(
             str(row["name"]),
             str(row["current_version"] or "-"),
-            str(row["updated_at"] or "-"),
+            format_timestamp(row["updated_at"]),
             str(row["rotation_days"] or "-"),
             str(row["credential_id"] or "-"),
         )

@@ -99,3 +99,16 @@ def test_html_is_self_contained(store: Store) -> None:
     assert page.count('class="group"') == 1
     # Two principal -> role edges, then two systems for each of the two roles.
     assert page.count("<line ") == 6
+
+
+def test_markdown_escapes_html_names(store: Store) -> None:
+    _populate(store)
+    with store.session() as session:
+        credential = session.query(Credential).one()
+        credential.name = "<script>alert(1)</script> | key"
+    with store.session() as session:
+        text = render_markdown(build_access_map(session))
+    assert "<script>" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; | key (api_key" in text
+    assert "Name: Alice &lt;Ops&gt;" in text
+    assert "Alice <Ops>" not in text

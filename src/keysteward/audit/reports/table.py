@@ -16,6 +16,11 @@ SEVERITY_STYLE = {
 }
 
 
+def plural(count: int, noun: str) -> str:
+    """Return ``count`` and ``noun``, with an "s" unless the count is 1."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def render_table(
     console: Console,
     findings: list[RankedFinding],
@@ -35,9 +40,9 @@ def render_table(
         as_of = summary.as_of.date().isoformat() if summary.as_of else "unknown"
         console.print(
             f"Audit run {summary.run_id} as of {as_of}: "
-            f"{summary.credentials_evaluated} active credentials, "
-            f"{summary.total_findings} findings ({counts}), "
-            f"{summary.resolved} earlier findings resolved."
+            f"{plural(summary.credentials_evaluated, 'active credential')}, "
+            f"{plural(summary.total_findings, 'finding')} ({counts}), "
+            f"{plural(summary.resolved, 'earlier finding')} resolved."
         )
     if not findings:
         console.print("No findings.")
@@ -51,7 +56,8 @@ def render_table(
     if not narrow:
         table.add_column("system", overflow="fold", ratio=1, min_width=6)
         table.add_column("owner", overflow="fold", ratio=2, min_width=10)
-    table.add_column("rule", overflow="fold", ratio=2, min_width=14)
+    # Rule ids are searched for and passed to --rule, so they never wrap.
+    table.add_column("rule", no_wrap=True)
     table.add_column("fix", overflow="fold", ratio=4, min_width=24)
 
     for finding in findings:
