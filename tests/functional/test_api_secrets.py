@@ -21,6 +21,7 @@ from keysteward.authz.services import mark_policy_changed
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store
 from keysteward.events.models import Event
+from keysteward.events.verify import verify_chain
 from keysteward.identities.models import Person, ServiceAccount
 from keysteward.tokens import services as token_services
 from keysteward.tokens.principals import Principal, PrincipalType
@@ -263,3 +264,72 @@ def test_sdk_caches_until_expiry(server: Server) -> None:
     with server.store.session() as session:
         reads = session.scalars(select(Event).where(Event.action == "secret.read"))
         assert len(list(reads)) == 2
+
+
+def _reject_event_inserts(store: Store) -> None:
+    """Make the database itself fail every event insert, as a full disk would."""
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql(
+                "CREATE FUNCTION reject_event() RETURNS trigger AS $$ BEGIN "
+                "RAISE EXCEPTION 'event log unavailable'; END $$ LANGUAGE plpgsql"
+            )
+            connection.exec_driver_sql(
+                "CREATE TRIGGER reject_event BEFORE INSERT ON events "
+                "FOR EACH ROW EXECUTE FUNCTION reject_event()"
+            )
+        else:
+            connection.exec_driver_sql(
+                "CREATE TRIGGER reject_event BEFORE INSERT ON events "
+                "BEGIN SELECT RAISE(ABORT, 'event log unavailable'); END"
+            )
+
+
+def _accept_event_inserts(store: Store) -> None:
+    with store.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("DROP TRIGGER reject_event ON events")
+            connection.exec_driver_sql("DROP FUNCTION reject_event()")
+        else:
+            connection.exec_driver_sql("DROP TRIGGER reject_event")
+
+
+def test_unrecorded_read_fails(server: Server) -> None:
+    token = _account(server, "crm-sync", "keysteward:secrets/hubspot:read")
+    _put(server, "hubspot", HUBSPOT_VALUE.encode())
+    access = _exchange(server, token).json()["access_token"]
+    _reject_event_inserts(server.store)
+    try:
+        failed = _get(server, "hubspot", access)
+    finally:
+        _accept_event_inserts(server.store)
+    assert failed.status_code == 503, failed.text
+    assert HUBSPOT_VALUE not in failed.text
+    with server.store.session() as session:
+        reads = session.scalars(select(Event).where(Event.action == "secret.read"))
+        assert reads.all() == []
+    recovered = _get(server, "hubspot", access)
+    assert recovered.status_code == 200, recovered.text
+    assert recovered.json()["value"] == HUBSPOT_VALUE
+
+
+def test_concurrent_reads_chain_events(server: Server) -> None:
+    token = _account(server, "crm-sync", "keysteward:secrets/hubspot:read")
+    _put(server, "hubspot", HUBSPOT_VALUE.encode())
+    access = _exchange(server, token).json()["access_token"]
+    statuses: list[int] = []
+
+    def read() -> None:
+        statuses.append(_get(server, "hubspot", access).status_code)
+
+    threads = [threading.Thread(target=read) for _ in range(12)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert statuses == [200] * 12
+    with server.store.session() as session:
+        reads = session.scalars(select(Event).where(Event.action == "secret.read"))
+        assert len(reads.all()) == 12
+        report = verify_chain(session)
+    assert report.problems == []

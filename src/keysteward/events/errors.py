@@ -9,3 +9,9 @@ class TamperedLogError(KeystewardError):
     """The event log failed verification, so it must not be signed."""
 
     exit_code = 1
+
+
+class EventNotRecordedError(KeystewardError):
+    """An event could not be committed, so the action it audits must fail."""
+
+    exit_code = 1

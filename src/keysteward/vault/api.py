@@ -1,6 +1,7 @@
 """``GET /api/v1/secrets/{name}``: read a secret with a bearer token."""
 
 import base64
+import threading
 from datetime import datetime
 from typing import Annotated
 
@@ -14,6 +15,8 @@ from keysteward.dependencies import (
     get_store,
     require,
 )
+from keysteward.events.errors import EventNotRecordedError
+from keysteward.events.group_commit import GroupCommitter
 from keysteward.operators.roles import Perm
 from keysteward.pagination import ApiModel, Page, PageParams, page_of_list
 from keysteward.tokens.principals import Principal
@@ -21,9 +24,27 @@ from keysteward.transactions import run_transaction
 from keysteward.vault.errors import InvalidSecretError
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.schemas import SecretResponse
-from keysteward.vault.services import list_secrets, read_secret, validate_secret_name
+from keysteward.vault.services import (
+    list_secrets,
+    prepare_secret_read,
+    validate_secret_name,
+)
 
 router = APIRouter(tags=["secrets"])
+_committer_lock = threading.Lock()
+
+
+def get_group_committer(request: Request) -> GroupCommitter:
+    """Return the app's committer for read events, creating it on first use."""
+    state = request.app.state
+    committer: GroupCommitter | None = getattr(state, "group_committer", None)
+    if committer is None:
+        with _committer_lock:
+            committer = getattr(state, "group_committer", None)
+            if committer is None:
+                committer = GroupCommitter(state.store)
+                state.group_committer = committer
+    return committer
 
 
 class SecretMetadataOut(ApiModel):
@@ -68,6 +89,7 @@ def get_secret_value(
     principal: Annotated[Principal, Depends(current_principal)],
     store: Annotated[Store, Depends(get_store)],
     keyring: Annotated[KeyRing, Depends(get_keyring)],
+    committer: Annotated[GroupCommitter, Depends(get_group_committer)],
     version: int | None = None,
 ) -> SecretResponse:
     """Return the current (or given) version of a secret the caller may read.
@@ -80,13 +102,23 @@ def get_secret_value(
     except InvalidSecretError:
         raise HTTPException(403, "not permitted to read this secret") from None
     source = client_address(request)
-    read = run_transaction(
+    # The read itself only reads, so it skips SQLite's write lock. Its event
+    # is committed by the group committer, and the value is released only
+    # after that commit succeeded.
+    prepared = run_transaction(
         store,
-        lambda session: read_secret(
+        lambda session: prepare_secret_read(
             session, keyring, principal, name, version=version, source=source, via="api"
         ),
+        lock_first=False,
     )
-    # The transaction, with its read event, is committed at this point.
+    try:
+        committer.append(prepared.event)
+    except EventNotRecordedError:
+        raise HTTPException(
+            503, "the read could not be recorded in the event log; retry later"
+        ) from None
+    read = prepared.read
     if read.secret is None:
         raise HTTPException(403, "not permitted to read this secret")
     value = read.secret.value

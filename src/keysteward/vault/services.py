@@ -8,7 +8,7 @@ into another row fails to decrypt.
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -219,14 +219,20 @@ def decrypt_version(session: Session, keyring: KeyRing, row: SecretVersion) -> b
 
 def find_version(session: Session, name: str, version: int | None) -> SecretVersion:
     """Return the requested version, or the current one when ``version`` is None."""
-    secret = get_secret(session, name)
-    query = select(SecretVersion).where(SecretVersion.secret_id == secret.id)
+    # One joined query serves every read of a stored version. The secret is
+    # looked up on its own only to tell the two not-found errors apart.
+    query = (
+        select(SecretVersion)
+        .join(Secret, Secret.id == SecretVersion.secret_id)
+        .where(Secret.name == name)
+    )
     if version is None:
         query = query.where(SecretVersion.status == VersionStatus.CURRENT)
     else:
         query = query.where(SecretVersion.version == version)
     row = session.scalar(query)
     if row is None:
+        get_secret(session, name)
         missing_version = (
             "a current version" if version is None else f"version {version}"
         )
@@ -239,6 +245,57 @@ def find_version(session: Session, name: str, version: int | None) -> SecretVers
             f"version {row.version} of secret {name!r} is retired and cannot be read"
         )
     return row
+
+
+@dataclass(frozen=True)
+class PreparedRead:
+    """A decided and decrypted read whose event is not written yet.
+
+    ``event`` contains the keyword arguments of ``record_event``. The value must
+    not leave the process before that event is committed.
+    """
+
+    read: SecretRead
+    event: dict[str, object] = field(repr=False)
+
+
+def prepare_secret_read(
+    session: Session,
+    keyring: KeyRing,
+    principal: Principal,
+    name: str,
+    *,
+    version: int | None = None,
+    source: str | None = None,
+    via: str = "cli",
+) -> PreparedRead:
+    """Authorize and decrypt one read of ``name``, without recording it.
+
+    The caller must commit ``event`` before it releases the value, as
+    ``read_secret`` and the API's group commit do. A denial is decided before
+    the secret is looked up, so a denied caller cannot tell whether the
+    secret exists. Raises SecretNotFoundError only to a permitted caller.
+    """
+    validate_secret_name(name)
+    decision = authorize_secret_read(session, principal, name)
+    details: dict[str, object] = {"reason": decision.reason, "via": via}
+    event: dict[str, object] = {
+        "actor": principal.label,
+        "action": READ_ACTION,
+        "target_type": "secret",
+        "target_id": name,
+        "source_address": source,
+        "details": details,
+    }
+    if not decision:
+        event["outcome"] = "denied"
+        return PreparedRead(SecretRead(decision, None), event)
+    row = find_version(session, name, version)
+    value = decrypt_version(session, keyring, row)
+    details["version"] = row.version
+    event["outcome"] = "allowed"
+    secret = SecretValue(name, row.version, value)
+    return PreparedRead(SecretRead(decision, secret), event)
 
 
 def read_secret(
@@ -259,37 +316,12 @@ def read_secret(
     A denial is decided before the secret is looked up, so a denied caller
     cannot tell whether the secret exists.
     """
-    validate_secret_name(name)
-    decision = authorize_secret_read(session, principal, name)
-    event_details: dict[str, object] = {"reason": decision.reason, "via": via}
-    if not decision:
-        record_event(
-            session,
-            actor=principal.label,
-            action=READ_ACTION,
-            target_type="secret",
-            target_id=name,
-            outcome="denied",
-            source_address=source,
-            details=event_details,
-        )
-        session.flush()
-        return SecretRead(decision, None)
-    row = find_version(session, name, version)
-    value = decrypt_version(session, keyring, row)
-    event_details["version"] = row.version
-    record_event(
-        session,
-        actor=principal.label,
-        action=READ_ACTION,
-        target_type="secret",
-        target_id=name,
-        outcome="allowed",
-        source_address=source,
-        details=event_details,
+    prepared = prepare_secret_read(
+        session, keyring, principal, name, version=version, source=source, via=via
     )
+    record_event(session, **prepared.event)  # type: ignore[arg-type]
     session.flush()
-    return SecretRead(decision, SecretValue(name, row.version, value))
+    return prepared.read
 
 
 def read_secret_as_operator(

