@@ -158,3 +158,44 @@ def test_generator_reproduces_examples(tmp_path: Path) -> None:
     assert mismatch == []
     assert errors == []
     assert len(match) == len(generated)
+
+
+def test_empty_okta_export_retires_tokens(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    invoke(home, "import", str(EXAMPLES))
+    okta = json.loads((EXAMPLES / "okta_api_tokens.json").read_text())
+    empty = tmp_path / "okta_api_tokens.json"
+    empty.write_text("[]\n")
+
+    undetected = runner.invoke(app, ["--home", str(home), "import", str(empty)])
+    assert undetected.exit_code == 2
+    assert "--source" in undetected.output
+
+    report = json.loads(
+        invoke(home, "import", str(empty), "--source", "okta", "--json")
+    )
+    assert report["counts"]["retired"] == len(okta)
+    listed = json.loads(invoke(home, "inventory", "list", "--system", "okta", "--json"))
+    assert {row["status"] for row in listed} == {"retired"}
+
+
+def test_empty_export_with_two_tenants_rejected(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    okta = json.loads((EXAMPLES / "okta_api_tokens.json").read_text())
+    first = tmp_path / "okta_a.json"
+    first.write_text(json.dumps(okta[:1]))
+    other = dict(okta[1])
+    other["_links"] = {"self": {"href": "https://other.okta.example/api/v1/x"}}
+    other.pop("_link", None)
+    second = tmp_path / "okta_b.json"
+    second.write_text(json.dumps([other]))
+    invoke(home, "import", str(first), str(second))
+    empty = tmp_path / "okta_empty.json"
+    empty.write_text("[]")
+    result = runner.invoke(
+        app, ["--home", str(home), "import", str(empty), "--source", "okta"]
+    )
+    assert result.exit_code == 2
+    assert "names no scope" in result.output
+    listed = json.loads(invoke(home, "inventory", "list", "--system", "okta", "--json"))
+    assert {row["status"] for row in listed} == {"active"}

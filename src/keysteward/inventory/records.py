@@ -159,6 +159,9 @@ class ParsedBatch:
     # Export scopes this file lists completely; a stored credential of this
     # source that was listed under one of them and is missing now is retired.
     complete_scopes: set[str] = field(default_factory=set)
+    # An empty listing that names no scope: it lists the source's only stored
+    # scope completely, and is rejected when the store has several.
+    lists_whole_source: bool = False
     warnings: list[str] = field(default_factory=list)
     # The native format carries exact row timestamps that must survive.
     native: bool = False

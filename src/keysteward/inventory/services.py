@@ -412,6 +412,8 @@ class InventoryWriter:
         credential report and in list-access-keys) is retired only when no
         listing that named it still does.
         """
+        if batch.lists_whole_source:
+            batch.complete_scopes |= self._only_scope(batch)
         if not batch.complete_scopes:
             return
         now = utcnow().isoformat()
@@ -437,6 +439,27 @@ class InventoryWriter:
                 changed.add("status")
             credential.attributes = attributes
             self._note_change(credential, changed)
+
+    def _only_scope(self, batch: ParsedBatch) -> set[str]:
+        """Return the one export scope of the batch's source, if any.
+
+        Raises InvalidInputError when stored credentials of the source come
+        from several scopes, because an empty listing cannot say which one
+        it is.
+        """
+        scopes = {
+            scope
+            for credential in self.credentials_of(batch.source).values()
+            for scope in (credential.attributes or {}).get(EXPORT_SCOPES) or []
+        }
+        if len(scopes) > 1:
+            raise InvalidInputError(
+                f"{batch.file}: an empty {batch.source} export names no scope, and "
+                f"stored {batch.source} credentials come from {len(scopes)} "
+                f"({', '.join(sorted(scopes))}); an empty export can retire the "
+                "credentials of a source with one scope only"
+            )
+        return scopes
 
     def _insert_pending(self) -> None:
         """Insert the new credentials with one executemany INSERT."""

@@ -113,6 +113,9 @@ class Importer(ABC):
     format: ClassVar[str]
     source: ClassVar[str]
     order: ClassVar[int] = 50
+    # Whether an empty JSON list, given with --source, is this format: a
+    # listing in which every credential of the source is gone.
+    accepts_empty_list: ClassVar[bool] = False
 
     @abstractmethod
     def matches(self, loaded: LoadedFile) -> bool:
@@ -185,6 +188,10 @@ def detect_importer(loaded: LoadedFile, source: str | None = None) -> Importer:
     for importer in candidates:
         if importer.matches(loaded):
             return importer
+    if source is not None and loaded.document == []:
+        for importer in candidates:
+            if importer.accepts_empty_list:
+                return importer
     if source is not None:
         formats = ", ".join(importer.format for importer in candidates)
         raise FormatNotDetectedError(

@@ -34,6 +34,7 @@ def parse_token_window(value: Any, where: Where) -> timedelta | None:
 class ApiTokensImporter(Importer):
     format = "okta.api_tokens"
     source = "okta"
+    accepts_empty_list = True
 
     def matches(self, loaded: LoadedFile) -> bool:
         item = first_item(loaded.document)
@@ -46,6 +47,9 @@ class ApiTokensImporter(Importer):
 
     def parse(self, loaded: LoadedFile) -> ParsedBatch:
         batch = self.new_batch(loaded)
+        # The tenant comes from each token's link, so an empty listing names
+        # none and is taken as the one tenant the store has.
+        batch.lists_whole_source = loaded.document == []
         for index, item in enumerate(loaded.document):
             where = Where(loaded.name, f"record {index + 1}")
             if not isinstance(item, dict):
