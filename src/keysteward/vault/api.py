@@ -105,6 +105,9 @@ def get_secret_value(
     # The read itself only reads, so it skips SQLite's write lock. Its event
     # is committed by the group committer, and the value is released only
     # after that commit succeeded.
+    # NOTE: authorization and the event are separate transactions, so a grant
+    # revoked between them still lets this one read through, and its event
+    # records that read as allowed.
     prepared = run_transaction(
         store,
         lambda session: prepare_secret_read(
