@@ -38,7 +38,8 @@ from keysteward.authz.policy import (
 )
 from keysteward.clock import as_utc, utcnow
 from keysteward.events.services import record_event
-from keysteward.identities.models import Person, ServiceAccount
+from keysteward.identities.errors import DepartedPersonError
+from keysteward.identities.models import Person, PersonStatus, ServiceAccount
 
 log = logging.getLogger(__name__)
 
@@ -413,13 +414,14 @@ def apply_policy(
     """Make the stored policy equal ``desired``, in ``session``'s transaction.
 
     Raises StalePolicyError when the store changed since ``base`` (unless
-    ``force``) and UnknownPrincipalError when a person or service account in
-    the file is not in the store. In both cases nothing is written. When the
+    ``force``), and the errors of check_policy_principals. In each case
+    nothing is written. When the
     store already matches, only the event is recorded.
     Returns the plan that was applied.
     """
     # NOTE: a rejected apply raises before anything is written, and the
     # caller's rollback also drops any event, so rejections leave no event.
+    check_policy_principals(session, desired)
     plan = plan_policy(session, desired)
     if plan.is_empty:
         version = read_policy_version(session)
@@ -428,7 +430,6 @@ def apply_policy(
     check_base(plan.store_digest, base, force=force)
 
     names = _Names(session)
-    _require_principals(names, desired)
     roles = _sync_roles(session, desired)
     _sync_groups(session, desired, names)
     names = _Names(session)
@@ -463,6 +464,31 @@ def _record_apply(
             "counts": plan.counts(),
         },
     )
+
+
+def check_policy_principals(session: Session, desired: Policy) -> None:
+    """Raise when ``desired`` names a principal that may not be given access.
+
+    Raises UnknownPrincipalError when a person or service account in the file
+    is not in the store, and DepartedPersonError when a role assignment or a
+    group membership names a person who has departed.
+    """
+    _require_principals(_Names(session), desired)
+    granted = {a.principal for a in desired.assignments}
+    granted |= {m for group in desired.groups.values() for m in group.members}
+    person_prefix = f"{PrincipalKind.PERSON}:"
+    emails = sorted(p.removeprefix(person_prefix) for p in granted)
+    departed = session.scalars(
+        select(Person.email)
+        .where(Person.email.in_(emails), Person.status == PersonStatus.DEPARTED)
+        .order_by(Person.email)
+    ).all()
+    if departed:
+        raise DepartedPersonError(
+            "the policy gives roles to people who have departed: "
+            f"{', '.join(departed)}; remove their assignments and group "
+            "memberships from the file (offboarding removes them from the store)"
+        )
 
 
 def _require_principals(names: _Names, desired: Policy) -> None:
@@ -598,3 +624,59 @@ def _sync_denies(
         elif deny.principal is not None:
             rule.principal_type, rule.principal_id = names.by_name[deny.principal]
         session.add(rule)
+
+
+def remove_principal_grants(
+    session: Session, kind: PrincipalKind, principal_id: int, *, actor: str
+) -> list[dict[str, Any]]:
+    """Delete every role assignment and group membership of one principal.
+
+    Deny rules that name the principal stay, because they only take access
+    away. Each removal is recorded as an event, and the policy version is
+    bumped so every cached index drops the grants. Returns what was removed:
+    ``{"via": "assignment", "name": ROLE, "expires_at": ...}`` or
+    ``{"via": "group", "name": GROUP, "expires_at": None}``.
+    """
+    grants = session.scalars(
+        select(RoleGrant)
+        .where(RoleGrant.principal_type == kind, RoleGrant.principal_id == principal_id)
+        .options(selectinload(RoleGrant.role))
+        .order_by(RoleGrant.id)
+    ).all()
+    memberships = session.execute(
+        select(GroupMember, Group.name)
+        .join(Group, Group.id == GroupMember.group_id)
+        .where(
+            GroupMember.principal_type == kind,
+            GroupMember.principal_id == principal_id,
+        )
+        .order_by(Group.name)
+    ).all()
+    removed: list[dict[str, Any]] = [
+        {"via": "assignment", "name": grant.role.name, "expires_at": grant.expires_at}
+        for grant in grants
+    ]
+    removed += [
+        {"via": "group", "name": name, "expires_at": None}
+        for _member, name in memberships
+    ]
+    if not removed:
+        return removed
+
+    for grant in grants:
+        session.delete(grant)
+    for member, _name in memberships:
+        session.delete(member)
+    session.flush()
+    state = mark_policy_changed(session)
+    state.digest = policy_digest(load_store_policy(session))
+    for entry in removed:
+        record_event(
+            session,
+            actor=actor,
+            action=f"authz.{entry['via']}.remove",
+            target_type=str(kind),
+            target_id=principal_id,
+            details={"name": entry["name"], "policy_version": state.version},
+        )
+    return removed

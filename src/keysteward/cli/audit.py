@@ -1,6 +1,5 @@
 """``keysteward audit`` and ``keysteward findings list``."""
 
-import getpass
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -62,10 +61,9 @@ def parse_as_of(value: str | None) -> datetime:
 
 def _actor() -> str:
     """Return the event actor for this command: the OS user running it."""
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    from keysteward.cli.vault import operator_actor
+
+    return operator_actor()
 
 
 def _check_severity(option: str, value: str | None) -> None:

@@ -30,15 +30,21 @@ def register(app: typer.Typer) -> None:
 
 
 @policy_app.command("validate")
-def validate_command(path: PolicyFileArgument, json_output: JsonOption = False) -> None:
-    """Check a policy file's schema and references without touching the store.
+def validate_command(
+    ctx: typer.Context, path: PolicyFileArgument, json_output: JsonOption = False
+) -> None:
+    """Check a policy file's schema, references and principals without changing it.
 
-    Errors are listed as FILE:LINE: message; the exit code is 2 if any.
+    Errors are listed as FILE:LINE: message; the exit code is 2 if any. A
+    principal missing from the store exits with 4, as apply does.
     """
     from keysteward.authz.policy import load_policy_file
+    from keysteward.authz.services import check_policy_principals
 
     loaded = load_policy_file(path)
     policy = loaded.policy
+    with state_of(ctx).store.session() as session:
+        check_policy_principals(session, policy)
     summary = {
         "file": str(path),
         "valid": True,
@@ -67,10 +73,11 @@ def plan_command(
     job can spot drift between the repository and the store.
     """
     from keysteward.authz.policy import load_policy_file
-    from keysteward.authz.services import plan_policy
+    from keysteward.authz.services import check_policy_principals, plan_policy
 
     loaded = load_policy_file(path)
     with state_of(ctx).store.session() as session:
+        check_policy_principals(session, loaded.policy)
         plan = plan_policy(session, loaded.policy)
     if json_output:
         data = plan.to_dict()
@@ -110,10 +117,17 @@ def apply_command(
     """Make the store's policy equal the file, and record an event."""
     from keysteward.authz.policy import load_policy_file, write_base
     from keysteward.authz.services import apply_policy
+    from keysteward.cli.vault import operator_actor
 
     loaded = load_policy_file(path)
     with state_of(ctx).store.session() as session:
-        plan = apply_policy(session, loaded.policy, base=loaded.base, force=force)
+        plan = apply_policy(
+            session,
+            loaded.policy,
+            base=loaded.base,
+            force=force,
+            actor=operator_actor(),
+        )
     if update_base and loaded.base != plan.file_digest:
         write_base(path, plan.file_digest)
     if json_output:

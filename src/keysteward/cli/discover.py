@@ -1,6 +1,5 @@
 """``keysteward discover``: find credentials in files, mail, sheets and git history."""
 
-import getpass
 import json
 import os
 import secrets
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from keysteward.cli._context import console, error_console, print_json, state_of
+from keysteward.cli.vault import operator_actor
 from keysteward.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -141,7 +141,7 @@ def discover(
                 session,
                 result.findings,
                 result.stats,
-                actor=f"cli:{getpass.getuser()}",
+                actor=operator_actor(),
                 roots=[str(path) for path in paths],
             )
 

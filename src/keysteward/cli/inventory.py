@@ -1,6 +1,5 @@
 """``keysteward import`` and ``keysteward inventory list|export``."""
 
-import getpass
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -31,10 +30,9 @@ def register(app: typer.Typer) -> None:
 
 
 def _actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        return "cli"
+    from keysteward.cli.vault import operator_actor
+
+    return operator_actor()
 
 
 def import_files(
@@ -114,7 +112,8 @@ def _print_report(report: dict[str, Any]) -> None:
         f"{prefix}{counts['added']} added, {counts['changed']} changed, "
         f"{counts['retired']} retired, {counts['unchanged']} unchanged; "
         f"{counts['people_added']} people added, {counts['people_changed']} people "
-        f"changed, {counts['service_accounts_added']} service accounts added."
+        f"changed, {counts['service_accounts_added']} service accounts added, "
+        f"{counts['service_accounts_changed']} service accounts changed."
     )
     for section in ("added", "changed", "retired"):
         entries = report[section]

@@ -71,7 +71,7 @@ def token_issue(
     with state_of(ctx).store.session() as session:
         issued = issue_api_token(
             session,
-            find_principal(session, principal),
+            find_principal(session, principal, active_only=True),
             actor=operator_actor(),
             lifetime=lifetime,
             no_expiry=no_expiry,

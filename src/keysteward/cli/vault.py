@@ -47,8 +47,16 @@ def register(app: typer.Typer) -> None:
 
 
 def operator_actor() -> str:
-    """Return the event actor for a command run by a local operator."""
-    return f"operator:{getpass.getuser()}"
+    """Return the event actor for a command run by a local operator.
+
+    Every command records this one ``cli:<OS user>`` form, so that
+    ``events list --actor`` finds all of one user's commands.
+    """
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        # getpass finds no name when the process's uid has no passwd entry.
+        return "cli:unknown"
 
 
 def local_source() -> str:

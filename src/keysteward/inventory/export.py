@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from keysteward.clock import as_utc
 from keysteward.credentials.models import Credential
 from keysteward.identities.models import Person, ServiceAccount
+from keysteward.inventory.linking import IMPORTED_STATUS
 from keysteward.systems.models import System
 
 FORMAT_KEY = "keysteward_inventory"
@@ -97,7 +98,14 @@ def _service_account(
         "purpose": account.purpose,
         "owner": email_of.get(account.owner_id) if account.owner_id else None,
         "status": account.status,
-        "attributes": _sorted(account.attributes),
+        # The last imported status is bookkeeping of this store, not data.
+        "attributes": _sorted(
+            {
+                key: value
+                for key, value in (account.attributes or {}).items()
+                if key != IMPORTED_STATUS
+            }
+        ),
     }
 
 

@@ -42,6 +42,10 @@ def is_placeholder(person: Person) -> bool:
     return bool((person.attributes or {}).get("placeholder"))
 
 
+# The service-account status the last import read, kept in its attributes.
+IMPORTED_STATUS = "imported_status"
+
+
 class Directory:
     """In-memory index of people, service accounts and systems for one import."""
 
@@ -272,14 +276,54 @@ class Directory:
         self.session.flush()
 
     def apply_service_account(self, record: ServiceAccountRecord, origin: str) -> None:
+        is_new = record.name not in self.service_accounts
         account = self.service_account(record.name, origin)
         assert account is not None
+        before = (account.purpose, account.status, account.owner)
+        previous_import = (account.attributes or {}).get(IMPORTED_STATUS)
         account.purpose = record.purpose
-        if record.status:
+        if record.status and self._status_applies(account, record, previous_import):
             account.status = record.status
         owner = self.person(record.owner, origin)
         account.owner = owner
         account.attributes = dict(record.attributes)
+        if record.status:
+            account.attributes[IMPORTED_STATUS] = record.status
+        elif previous_import:
+            account.attributes[IMPORTED_STATUS] = previous_import
+        after = (account.purpose, account.status, account.owner)
+        names = ("purpose", "status", "owner")
+        fields = [
+            name
+            for name, old, new in zip(names, before, after, strict=True)
+            if old != new
+        ]
+        if fields and not is_new:
+            self.report.service_accounts_changed.append(
+                {"name": account.name, "fields": fields}
+            )
+
+    def _status_applies(
+        self,
+        account: ServiceAccount,
+        record: ServiceAccountRecord,
+        previous_import: str | None,
+    ) -> bool:
+        """Return whether the export's status replaces the stored one.
+
+        A status that keysteward set (an access review, offboarding or
+        ``sa disable``) stays unless the export's own status changed since
+        the last import, so re-importing an old export cannot undo it.
+        """
+        if account.status == record.status or account.id is None:
+            return True
+        if previous_import is not None and previous_import != record.status:
+            return True
+        self.report.warnings.append(
+            f"service account {account.name} stays {account.status}: keysteward "
+            f"set that status, and the export still lists it as {record.status}"
+        )
+        return False
 
     def apply_system(self, record: SystemRecord, origin: str) -> None:
         system = self.system(record.name)

@@ -74,6 +74,7 @@ class ImportReport:
     people_added: list[str] = field(default_factory=list)
     people_changed: list[dict[str, Any]] = field(default_factory=list)
     service_accounts_added: list[str] = field(default_factory=list)
+    service_accounts_changed: list[dict[str, Any]] = field(default_factory=list)
     systems_added: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
@@ -86,6 +87,7 @@ class ImportReport:
             "people_added": len(self.people_added),
             "people_changed": len(self.people_changed),
             "service_accounts_added": len(self.service_accounts_added),
+            "service_accounts_changed": len(self.service_accounts_changed),
             "systems_added": len(self.systems_added),
         }
 
@@ -100,6 +102,7 @@ class ImportReport:
             "people_added": self.people_added,
             "people_changed": self.people_changed,
             "service_accounts_added": self.service_accounts_added,
+            "service_accounts_changed": self.service_accounts_changed,
             "systems_added": self.systems_added,
             "warnings": self.warnings,
         }

@@ -17,6 +17,7 @@ from keysteward.crypto import aead
 from keysteward.errors import InvalidInputError, NotFoundError
 from keysteward.events.services import record_event
 from keysteward.identities.models import Person, PersonStatus
+from keysteward.identities.services import require_active_person
 from keysteward.operators.errors import LoginError, WeakPasswordError
 from keysteward.operators.models import OperatorLogin, WebSession
 from keysteward.operators.roles import OperatorRole
@@ -79,7 +80,7 @@ def check_password_strength(password: str, email: str) -> None:
 
 def set_password(session: Session, email: str, password: str, *, actor: str) -> None:
     """Store the Argon2id hash of ``password`` for ``email`` and end their sessions."""
-    person = _find_person(session, email)
+    person = require_active_person(_find_person(session, email))
     check_password_strength(password, email)
     row = _login_row(session, person)
     row.password_hash = _hasher.hash(password)
@@ -101,6 +102,9 @@ def set_role(session: Session, email: str, role: str | None, *, actor: str) -> N
             f"invalid operator role {role!r}; use one of {', '.join(OperatorRole)}"
         )
     person = _find_person(session, email)
+    if role is not None:
+        # Taking a role away from someone who left is allowed, granting is not.
+        require_active_person(person)
     row = _login_row(session, person)
     row.role = role
     record_event(

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 from keysteward.errors import InvalidInputError, NotFoundError
 from keysteward.events.services import record_event
 from keysteward.identities.models import Person, ServiceAccount, ServiceAccountStatus
+from keysteward.identities.services import require_active_person
 
 ACCOUNT_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,199}$")
 
@@ -28,6 +29,7 @@ def create_service_account(
         raise NotFoundError(
             f"person {owner_email!r} not found; import the HR roster or check the email"
         )
+    require_active_person(owner)
     if session.scalar(select(ServiceAccount).where(ServiceAccount.name == name)):
         raise InvalidInputError(f"service account {name!r} already exists")
     account = ServiceAccount(name=name, owner_id=owner.id, purpose=purpose.strip())

@@ -13,6 +13,10 @@ from keysteward.identities.models import (
     ServiceAccount,
     ServiceAccountStatus,
 )
+from keysteward.identities.services import (
+    require_active_person,
+    require_active_service_account,
+)
 
 
 class PrincipalType(StrEnum):
@@ -49,8 +53,14 @@ def parse_principal(text: str) -> tuple[PrincipalType, str]:
     return PrincipalType(kind), name
 
 
-def find_principal(session: Session, text: str) -> Principal:
-    """Return the principal named ``type:name``, or raise NotFoundError."""
+def find_principal(
+    session: Session, text: str, *, active_only: bool = False
+) -> Principal:
+    """Return the principal named ``type:name``, or raise NotFoundError.
+
+    With ``active_only``, a departed person raises DepartedPersonError and a
+    disabled service account raises DisabledServiceAccountError.
+    """
     kind, name = parse_principal(text)
     if kind is PrincipalType.SERVICE_ACCOUNT:
         account = session.scalar(
@@ -61,10 +71,14 @@ def find_principal(session: Session, text: str) -> Principal:
                 f"service account {name!r} not found; create it with "
                 f"`keysteward sa create {name} --owner EMAIL --purpose TEXT`"
             )
+        if active_only:
+            require_active_service_account(account)
         return Principal(kind, account.id, account.name)
     person = session.scalar(select(Person).where(Person.email == name))
     if person is None:
         raise NotFoundError(f"person {name!r} not found; import the HR roster first")
+    if active_only:
+        require_active_person(person)
     return Principal(kind, person.id, person.email)
 
 

@@ -113,7 +113,9 @@ def run_with_secrets(
         )
     mapping = load_env_map(env_map) if env_map is not None else None
     with store.session() as session:
-        principal = find_principal(session, f"service_account:{service_account}")
+        principal = find_principal(
+            session, f"service_account:{service_account}", active_only=True
+        )
     injected = collect_secrets(store, keyring, principal, mapping, warn, source)
     environment = {
         key: value for key, value in os.environ.items() if key not in WITHHELD_VARIABLES

@@ -11,10 +11,11 @@ from keysteward.config import Settings
 from keysteward.credentials.models import Credential
 from keysteward.db import Base, Store, open_store
 from keysteward.events.models import Event
-from keysteward.identities.models import ExternalAccount, Person
+from keysteward.identities.models import ExternalAccount, Person, ServiceAccount
 from keysteward.inventory.errors import ImportFileError
 from keysteward.inventory.export import dump_inventory, export_inventory
 from keysteward.inventory.services import run_import
+from keysteward.tokens.accounts import disable_service_account
 
 
 def formats(shared_dir: Path, *names: str) -> list[Path]:
@@ -341,3 +342,58 @@ def test_access_analyzer_marks_user_keys(store: Store, shared_dir: Path) -> None
         "arn:aws:iam::111122223333:user/automation/svc-crm-sync#access_key_1",
     )
     assert "access_analyzer" not in other.attributes
+
+
+NATIVE_ACCOUNT = """\
+keysteward_inventory: 1
+people:
+- email: carol@example.com
+  name: Carol
+service_accounts:
+- name: svc-crm-sync
+  purpose: Nightly CRM export
+  owner: carol@example.com
+  status: {status}
+"""
+
+
+def _account_status(store: Store, name: str) -> str:
+    with store.session() as session:
+        account = session.scalar(
+            select(ServiceAccount).where(ServiceAccount.name == name)
+        )
+        assert account is not None
+        return account.status
+
+
+def test_reimport_keeps_disabled_account(store: Store, tmp_path: Path) -> None:
+    export = tmp_path / "keysteward_systems.yaml"
+    export.write_text(NATIVE_ACCOUNT.format(status="active"))
+    run_import(store, [export])
+    with store.session() as session:
+        disable_service_account(session, "svc-crm-sync", actor="cli:test")
+
+    again = run_import(store, [export])
+
+    assert _account_status(store, "svc-crm-sync") == "disabled"
+    assert again.counts()["service_accounts_changed"] == 0
+    assert any("svc-crm-sync stays disabled" in line for line in again.warnings)
+
+
+def test_reimport_status_change_applies(store: Store, tmp_path: Path) -> None:
+    export = tmp_path / "keysteward_systems.yaml"
+    export.write_text(NATIVE_ACCOUNT.format(status="active"))
+    run_import(store, [export])
+    with store.session() as session:
+        disable_service_account(session, "svc-crm-sync", actor="cli:test")
+    export.write_text(NATIVE_ACCOUNT.format(status="disabled"))
+    run_import(store, [export])
+    export.write_text(NATIVE_ACCOUNT.format(status="active"))
+
+    changed = run_import(store, [export])
+
+    assert _account_status(store, "svc-crm-sync") == "active"
+    assert changed.counts()["service_accounts_changed"] == 1
+    assert changed.service_accounts_changed == [
+        {"name": "svc-crm-sync", "fields": ["status"]}
+    ]
