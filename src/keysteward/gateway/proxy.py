@@ -347,8 +347,12 @@ class GatewayApp:
                 {"permission": None, "reason": exchange.reason},
             )
         exchange.permission = found.permission
-        decision = limit_to_token_roles(
-            self.authorizer.check(exchange.principal.label, found.permission),
+        decision = explain_role_limit(
+            self.authorizer.check(
+                exchange.principal.label,
+                found.permission,
+                roles=exchange.principal.role_limit,
+            ),
             exchange.principal,
         )
         if not decision:
@@ -466,20 +470,13 @@ class GatewayApp:
         )
 
 
-def limit_to_token_roles(decision: Decision, principal: Principal) -> Decision:
-    """Deny an allowed decision whose grant came through a role the token lacks.
+def explain_role_limit(decision: Decision, principal: Principal) -> Decision:
+    """Name the token's role subset in a denial that no deny rule explains.
 
-    NOTE: only the grant the engine reports is considered, so a permission
-    granted both by a role outside the token's roles (found first) and by
-    one inside them is denied.
+    The engine already counted only the token's roles; this only rewords the
+    reason, so the caller learns that another role of theirs might grant it.
     """
-    if not decision or principal.role_limit is None:
-        return decision
-    grant = decision.grant
-    role = grant.role_path[0] if grant and grant.role_path else None
-    if role is None and grant is not None:
-        role = grant.role
-    if role in principal.role_limit:
+    if decision or principal.role_limit is None or decision.deny is not None:
         return decision
     roles = ", ".join(sorted(principal.role_limit)) or "none"
     return Decision(
