@@ -18,9 +18,10 @@ def print_report(report: OffboardingReport, console: Console) -> None:
     """Print the report as a heading and one table per section."""
     person = report.person
     mode = " (dry run: nothing was changed)" if report.dry_run else ""
+    verb = "Would offboard" if report.dry_run else "Offboarded"
     successor = report.successor["email"] if report.successor else "none"
     console.print(
-        f"Offboarded {person['name']} <{person['email']}> as of "
+        f"{verb} {person['name']} <{person['email']}> as of "
         f"{report.departed_on.isoformat()}; successor: {successor}{mode}"
     )
     console.print(f"Dashboard sessions ended: {report.dashboard_sessions_ended}")
@@ -51,6 +52,14 @@ def _sections(
             [
                 [text(token["id"]), text(token["hint"]), text(token["description"])]
                 for token in report.tokens_revoked
+            ],
+        ),
+        (
+            "Role assignments removed",
+            ["via", "name", "expires"],
+            [
+                [removed["via"], removed["name"], text(removed["expires_at"])]
+                for removed in report.role_assignments_removed
             ],
         ),
         (
@@ -118,6 +127,19 @@ def _sections(
                     f"{queued['queued_as']} {queued['queued_id']}",
                 ]
                 for queued in report.rotations_queued
+            ],
+        ),
+        (
+            "Passwords of people (never rotated)",
+            ["credential", "name", "holder", "to do"],
+            [
+                [
+                    text(password["credential_id"]),
+                    password["name"],
+                    text(password["holder"]),
+                    password["action"],
+                ]
+                for password in report.passwords_not_rotated
             ],
         ),
     ]

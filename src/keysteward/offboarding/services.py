@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
+from keysteward.authz.permissions import PrincipalKind
+from keysteward.authz.services import remove_principal_grants
 from keysteward.clock import as_utc, utcnow
-from keysteward.credentials.models import Credential, CredentialStatus
+from keysteward.credentials.models import Credential, CredentialKind, CredentialStatus
 from keysteward.errors import InvalidInputError, NotFoundError
 from keysteward.events.models import Event
 from keysteward.events.services import record_event
@@ -52,6 +54,10 @@ class OffboardingReport:
     secrets: list[dict[str, Any]] = field(default_factory=list)
     secrets_read: list[dict[str, Any]] = field(default_factory=list)
     rotations_queued: list[dict[str, Any]] = field(default_factory=list)
+    # keysteward never rotates a person's password, so each entry names the
+    # step a person takes instead.
+    passwords_not_rotated: list[dict[str, Any]] = field(default_factory=list)
+    role_assignments_removed: list[dict[str, Any]] = field(default_factory=list)
     review_items_reassigned: list[dict[str, Any]] = field(default_factory=list)
     needs_owner: list[str] = field(default_factory=list)
 
@@ -96,6 +102,9 @@ def offboard_person(
     _mark_departed(session, person, departed_on, actor)
     _revoke_tokens(session, person, report, actor)
     _end_dashboard_sessions(session, person, report, actor)
+    report.role_assignments_removed = remove_principal_grants(
+        session, PrincipalKind.PERSON, person.id, actor=actor
+    )
     reads = _recent_reads(session, person, departed_on)
     held = _handle_credentials(session, person, successor, report, actor)
     _handle_secrets(session, person, successor, report, actor, reads)
@@ -117,6 +126,7 @@ def offboard_person(
             "credentials": len(report.credentials),
             "service_accounts": len(report.service_accounts),
             "rotations_queued": len(report.rotations_queued),
+            "role_assignments_removed": len(report.role_assignments_removed),
             "needs_owner": len(report.needs_owner),
         },
     )
@@ -390,6 +400,9 @@ def _queue_rotations(
         credential = session.get(Credential, credential_id)
         if credential is None or credential.status not in LIVE_STATUSES:
             continue
+        if _is_person_password(credential):
+            _list_password(credential, person, report)
+            continue
         queued = request_rotation(
             session,
             credential,
@@ -411,6 +424,28 @@ def _queue_rotations(
             row["credential_id"] == entry["credential_id"]
             for row in report.rotations_queued
         )
+
+
+def _is_person_password(credential: Credential) -> bool:
+    return (
+        credential.kind == CredentialKind.PASSWORD
+        and credential.holder_person_id is not None
+    )
+
+
+def _list_password(
+    credential: Credential, person: Person, report: OffboardingReport
+) -> None:
+    holder = credential.holder_person
+    own = credential.holder_person_id == person.id
+    report.passwords_not_rotated.append(
+        {
+            "credential_id": credential.id,
+            "name": credential.name,
+            "holder": holder.email if holder else None,
+            "action": "disable the login" if own else "change on next login",
+        }
+    )
 
 
 def _reassign_reviews(

@@ -8,7 +8,10 @@ import pytest
 from sqlalchemy import select
 
 from common.offboarding_scenario import SECRET_NAME, Scenario, build_scenario
-from keysteward.credentials.models import Credential
+from keysteward.authz.engine import build_index
+from keysteward.authz.models import Group, GroupMember, Permission, Role, RoleGrant
+from keysteward.authz.services import mark_policy_changed
+from keysteward.credentials.models import Credential, CredentialKind
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store
 from keysteward.errors import InvalidInputError, NotFoundError
@@ -169,3 +172,99 @@ def test_offboard_bad_successor_changes_nothing(
         leaver = session.scalar(select(Person).where(Person.email == scenario.leaver))
         assert leaver is not None
         assert leaver.status == "active"
+
+
+def _add_group_grant(store: Store, email: str) -> None:
+    """Put ``email`` in a group that has a role of its own."""
+    with store.session() as session:
+        person = session.scalar(select(Person).where(Person.email == email))
+        assert person is not None
+        role = Role(name="crm-admin")
+        role.permissions.append(
+            Permission(system="hubspot", resource="**", action="admin")
+        )
+        group = Group(name="ops")
+        session.add_all([role, group])
+        session.flush()
+        session.add(
+            GroupMember(
+                group_id=group.id, principal_type="person", principal_id=person.id
+            )
+        )
+        session.add(
+            RoleGrant(role_id=role.id, principal_type="group", principal_id=group.id)
+        )
+        mark_policy_changed(session)
+
+
+def test_offboard_removes_role_grants(store: Store, scenario: Scenario) -> None:
+    _add_group_grant(store, scenario.leaver)
+    principal = f"person:{scenario.leaver}"
+    secret_read = f"keysteward:secrets/{SECRET_NAME}:read"
+    assert build_index(store).check(principal, secret_read)
+    assert build_index(store).check(principal, "hubspot:deals:admin")
+
+    with store.session() as session:
+        report = offboard_person(session, scenario.leaver, actor="test")
+
+    removed = [(row["via"], row["name"]) for row in report.role_assignments_removed]
+    assert removed == [("assignment", "prod-secret-reader"), ("group", "ops")]
+    assert not build_index(store).check(principal, secret_read)
+    assert not build_index(store).check(principal, "hubspot:deals:admin")
+    with store.session() as session:
+        person_grants = session.scalars(
+            select(RoleGrant).where(RoleGrant.principal_type == "person")
+        ).all()
+        assert person_grants == []
+        assert session.scalars(select(GroupMember)).all() == []
+        actions = list(session.scalars(select(Event.action)))
+    assert "authz.assignment.remove" in actions
+    assert "authz.group.remove" in actions
+
+
+def test_offboard_dry_run_keeps_grants(store: Store, scenario: Scenario) -> None:
+    session = store.session_factory()
+    transaction = session.begin()
+    report = offboard_person(session, scenario.leaver, actor="test")
+    transaction.rollback()
+    session.close()
+
+    assert [row["name"] for row in report.role_assignments_removed] == [
+        "prod-secret-reader"
+    ]
+    principal = f"person:{scenario.leaver}"
+    assert build_index(store).check(principal, f"keysteward:secrets/{SECRET_NAME}:read")
+
+
+def test_offboard_person_password_not_queued(store: Store, scenario: Scenario) -> None:
+    with store.session() as session:
+        leaver = session.scalar(select(Person).where(Person.email == scenario.leaver))
+        session.add(
+            Credential(
+                name="lee console password",
+                kind=CredentialKind.PASSWORD,
+                holder_person=leaver,
+                source="test",
+                source_id="lee-console",
+            )
+        )
+
+    with store.session() as session:
+        report = offboard_person(session, scenario.leaver, actor="test")
+
+    queued = [row["name"] for row in report.rotations_queued]
+    assert "lee console password" not in queued
+    assert "lee-pat" in queued
+    assert [
+        (row["name"], row["holder"], row["action"])
+        for row in report.passwords_not_rotated
+    ] == [("lee console password", scenario.leaver, "disable the login")]
+    with store.session() as session:
+        requested = set(
+            session.scalars(
+                select(Credential.name).join(
+                    RotationRequest, RotationRequest.credential_id == Credential.id
+                )
+            )
+        )
+    assert requested == {"lee-pat"}
