@@ -133,6 +133,8 @@ def secret_put(
     name: Annotated[str, typer.Argument(help="Secret name, e.g. hubspot.")],
     # Collects extra arguments so that the error never repeats them, because
     # Click's "unexpected extra argument" message prints a value typed there.
+    # NOTE: hidden only drops it from the help list; the usage line still
+    # shows "[extra]...".
     extra: Annotated[list[str] | None, typer.Argument(hidden=True)] = None,
     file: Annotated[
         Path | None,
