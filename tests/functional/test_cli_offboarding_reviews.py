@@ -48,6 +48,9 @@ def test_offboard_dry_run_changes_nothing(home: tuple[Path, Scenario]) -> None:
     report = json.loads(result.stdout)
     assert report["dry_run"] is True
     assert len(report["tokens_revoked"]) == 1
+    assert [row["name"] for row in report["role_assignments_removed"]] == [
+        "prod-secret-reader"
+    ]
     assert _people(path)[scenario.leaver] == "active"
 
 
@@ -56,6 +59,10 @@ def test_offboard_prints_tables(home: tuple[Path, Scenario]) -> None:
     result = _cli(path, "offboard", scenario.leaver, "--dry-run")
     assert result.exit_code == 0, result.output
     assert "nothing was changed" in result.output
+    assert result.stdout.startswith("Would offboard Lee Leaver")
+    assert "Offboarded" not in result.output
+    assert "Role assignments removed (1)" in result.output
+    assert "prod-secret-reader" in result.output
     assert "deploy-key" in result.output
     assert "Rotations queued (2)" in result.output
     assert "4 record(s) need an owner" in result.output
@@ -78,6 +85,8 @@ def test_offboard_json_and_html(home: tuple[Path, Scenario], tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     page = html.read_text(encoding="utf-8")
     assert "Offboarding: Lee Leaver" in page
+    assert "Role assignments removed (1)" in page
+    assert "prod-secret-reader" in page
     assert "deploy-key" in page
     assert "<script" not in page
     assert _people(path)[scenario.leaver] == "departed"
@@ -141,7 +150,13 @@ def test_review_cli_flow(home: tuple[Path, Scenario], tmp_path: Path) -> None:
     assert wrong.exit_code == 2
     assert "invalid decision 'maybe'" in wrong.output
 
-    accepted = _cli(path, "review", "accept-recommended", "--json")
+    unscoped = _cli(path, "review", "accept-recommended")
+    assert unscoped.exit_code == 2
+    assert "--reviewer EMAIL, or --all" in unscoped.output
+    preview = _cli(path, "review", "accept-recommended", "--all", "--dry-run", "--json")
+    assert preview.exit_code == 0, preview.output
+    assert len(json.loads(preview.stdout)["items"]) == 6
+    accepted = _cli(path, "review", "accept-recommended", "--all", "--json")
     assert accepted.exit_code == 0, accepted.output
     assert sum(json.loads(accepted.stdout).values()) == 6
 

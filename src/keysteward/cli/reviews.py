@@ -245,24 +245,80 @@ def decide(
 def accept(
     ctx: typer.Context,
     reviewer: Annotated[
-        str | None, typer.Option(help="Only this reviewer's items [default: all].")
+        str | None, typer.Option(help="Only this reviewer's items.")
     ] = None,
+    all_reviewers: Annotated[
+        bool,
+        typer.Option(
+            "--all", help="Apply every reviewer's items; needed without --reviewer."
+        ),
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", help="List what would be applied; change nothing."),
+    ] = False,
     campaign: CampaignOption = None,
     json_output: JsonOption = False,
 ) -> None:
     """Decide every open item as recommended and apply it, in one transaction."""
-    from keysteward.reviews.services import accept_recommended
+    from keysteward.reviews.services import accept_recommended, list_items
 
-    with state_of(ctx).store.session() as session:
-        applied = accept_recommended(
-            session, actor=operator_actor(), campaign_id=campaign, reviewer=reviewer
+    if reviewer is None and not all_reviewers:
+        raise InvalidInputError(
+            "accept-recommended needs --reviewer EMAIL, or --all to apply every "
+            "reviewer's items; add --dry-run to see them first"
         )
+    if reviewer is not None and all_reviewers:
+        raise InvalidInputError("--reviewer and --all were both given; choose one")
+    with state_of(ctx).store.session() as session:
+        if dry_run:
+            pending = [
+                {
+                    "item": item.id,
+                    "subject": item.subject_label,
+                    "reviewer": item.reviewer,
+                    "recommendation": item.recommendation,
+                    "reason": item.recommendation_reason,
+                }
+                for item in list_items(
+                    session,
+                    campaign_id=campaign,
+                    reviewer=reviewer,
+                    undecided_only=True,
+                )
+            ]
+        else:
+            applied = accept_recommended(
+                session, actor=operator_actor(), campaign_id=campaign, reviewer=reviewer
+            )
+    if dry_run:
+        _print_pending(pending, json_output)
+        return
     if json_output:
         print_json(dict(applied))
         return
     total = sum(applied.values())
     parts = ", ".join(f"{count} {name}" for name, count in sorted(applied.items()))
     typer.echo(f"applied {total} recommendation(s){': ' + parts if parts else ''}")
+
+
+def _print_pending(pending: list[dict[str, Any]], json_output: bool) -> None:
+    if json_output:
+        print_json({"dry_run": True, "items": pending})
+        return
+    from rich.table import Table
+
+    table = Table("item", "subject", "reviewer", "would apply", "reason")
+    for row in pending:
+        table.add_row(
+            str(row["item"]),
+            row["subject"],
+            row["reviewer"] or "",
+            row["recommendation"],
+            row["reason"],
+        )
+    console.print(table)
+    typer.echo(f"dry run: {len(pending)} recommendation(s) would be applied")
 
 
 @review_app.command("reassign")

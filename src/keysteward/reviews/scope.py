@@ -8,7 +8,7 @@ decision derived from open audit findings and recorded permission usage.
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
@@ -23,6 +23,7 @@ from keysteward.authz.permissions import (
 from keysteward.authz.recommend import PrincipalRecommendation, recommend
 from keysteward.clock import as_utc
 from keysteward.credentials.models import Credential, CredentialStatus
+from keysteward.events.models import Event
 from keysteward.findings.models import Finding, FindingStatus
 from keysteward.identities.models import (
     Person,
@@ -33,6 +34,8 @@ from keysteward.identities.models import (
 from keysteward.reviews.models import Decision, SubjectType
 from keysteward.tokens.models import ApiToken
 from keysteward.tokens.principals import PrincipalType
+from keysteward.vault.models import Secret
+from keysteward.vault.services import READ_ACTION
 
 # Usage looked at when judging privilege against use, in days.
 USAGE_DAYS = 90
@@ -47,6 +50,8 @@ REVOKE_RULES = frozenset(
         "never_used",
     }
 )
+# Revoke findings that also mean someone who left may know the value.
+EXPOSURE_RULES = frozenset({"owner_departed", "holder_disabled"})
 # Open findings of these rules mean the value may be known to others.
 ROTATE_RULES = frozenset(
     {
@@ -88,6 +93,76 @@ def _reviewer(candidate: Person | None, reviewee: str | None) -> str | None:
     return candidate.email
 
 
+@dataclass
+class Activity:
+    """Use seen in the review window, from credentials and vault reads.
+
+    A credential or service account with use here is never recommended for
+    revocation, so that accepting the recommendations cannot stop a running
+    automation.
+    """
+
+    start: datetime
+    # Principal label -> secret name -> last allowed read in the window.
+    secret_reads: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    # Secret name -> last allowed read in the window, by anyone.
+    secret_last_read: dict[str, datetime] = field(default_factory=dict)
+    # Service account id -> latest last_used_at of its credentials.
+    credential_use: dict[int, datetime] = field(default_factory=dict)
+    # Credential id -> latest read of a vault secret linked to it.
+    linked_reads: dict[int, datetime] = field(default_factory=dict)
+
+    def recent(self, value: datetime | None) -> datetime | None:
+        """Return ``value`` when it falls inside the window, else None."""
+        moment = as_utc(value)
+        return moment if moment is not None and moment >= self.start else None
+
+
+def load_activity(session: Session, now: datetime) -> Activity:
+    """Collect credential use and vault reads of the last USAGE_DAYS days."""
+    activity = Activity(start=now - timedelta(days=USAGE_DAYS))
+    reads = (
+        select(Event.actor, Event.target_id, func.max(Event.occurred_at))
+        .where(
+            Event.action == READ_ACTION,
+            Event.target_type == "secret",
+            Event.outcome == "allowed",
+            Event.occurred_at >= activity.start,
+        )
+        .group_by(Event.actor, Event.target_id)
+    )
+    for actor, name, last in session.execute(reads):
+        moment = as_utc(last)
+        if actor is None or name is None or moment is None:
+            continue
+        activity.secret_reads.setdefault(actor, {})[name] = moment
+        previous = activity.secret_last_read.get(name)
+        if previous is None or moment > previous:
+            activity.secret_last_read[name] = moment
+    links = session.execute(
+        select(Secret.name, Secret.credential_id).where(
+            Secret.credential_id.is_not(None)
+        )
+    )
+    for name, credential_id in links:
+        if credential_id is not None and name in activity.secret_last_read:
+            activity.linked_reads[credential_id] = activity.secret_last_read[name]
+    used = (
+        select(Credential.holder_service_account_id, func.max(Credential.last_used_at))
+        .where(
+            Credential.holder_service_account_id.is_not(None),
+            Credential.status == CredentialStatus.ACTIVE,
+            Credential.last_used_at >= activity.start,
+        )
+        .group_by(Credential.holder_service_account_id)
+    )
+    for account_id, latest in session.execute(used):
+        last_use = as_utc(latest)
+        if account_id is not None and last_use is not None:
+            activity.credential_use[account_id] = last_use
+    return activity
+
+
 def snapshot_scope(session: Session, now: datetime) -> list[ScopeItem]:
     """Return every item in scope at ``now``; reviewers are None where none fits."""
     usage_recorded = session.scalar(select(func.count(PermissionUsage.id))) or 0
@@ -95,9 +170,11 @@ def snapshot_scope(session: Session, now: datetime) -> list[ScopeItem]:
         entry.principal: entry
         for entry in recommend(session, days=USAGE_DAYS, now=now).principals
     }
-    items = list(_credential_items(session))
-    items.extend(_service_account_items(session, recommendations))
-    items.extend(_assignment_items(session, recommendations, usage_recorded > 0))
+    activity = load_activity(session, now)
+    usage_known = usage_recorded > 0 or bool(activity.secret_reads)
+    items = list(_credential_items(session, activity))
+    items.extend(_service_account_items(session, recommendations, activity))
+    items.extend(_assignment_items(session, recommendations, activity, usage_known))
     return items
 
 
@@ -115,7 +192,7 @@ def _open_findings(session: Session) -> dict[int, list[dict[str, str]]]:
     return findings
 
 
-def _credential_items(session: Session) -> list[ScopeItem]:
+def _credential_items(session: Session, activity: Activity) -> list[ScopeItem]:
     findings = _open_findings(session)
     query = (
         select(Credential)
@@ -137,7 +214,17 @@ def _credential_items(session: Session) -> list[ScopeItem]:
         reviewee = holder.email if holder else None
         owner = credential.owner or (account.owner if account else None)
         open_findings = findings.get(credential.id, [])
-        recommendation, reason = _recommend_credential(open_findings)
+        last_use = max(
+            filter(
+                None,
+                [
+                    activity.recent(credential.last_used_at),
+                    activity.linked_reads.get(credential.id),
+                ],
+            ),
+            default=None,
+        )
+        recommendation, reason = _recommend_credential(open_findings, last_use)
         system = credential.system.name if credential.system else "unknown"
         items.append(
             ScopeItem(
@@ -167,10 +254,19 @@ def _credential_items(session: Session) -> list[ScopeItem]:
 
 
 def _recommend_credential(
-    open_findings: list[dict[str, str]],
+    open_findings: list[dict[str, str]], last_use: datetime | None = None
 ) -> tuple[Decision, str]:
+    """Return the decision and reason; ``last_use`` is its use in the window."""
     rules = {finding["rule"] for finding in open_findings}
     revoke = sorted(rules & REVOKE_RULES)
+    if revoke and last_use is not None:
+        # A credential in use is rotated, not revoked, when someone who left
+        # may know it, and kept otherwise, so no running job loses it.
+        used = f"used {last_use.date().isoformat()}"
+        exposed = sorted(rules & (ROTATE_RULES | EXPOSURE_RULES))
+        if exposed:
+            return Decision.ROTATE, f"{used}; open finding(s): {', '.join(exposed)}"
+        return Decision.KEEP, f"{used}; check open finding(s): {', '.join(revoke)}"
     if revoke:
         return Decision.REVOKE, f"open finding(s): {', '.join(revoke)}"
     rotate = sorted(rules & ROTATE_RULES)
@@ -198,7 +294,9 @@ def _token_facts(session: Session) -> dict[int, tuple[int, datetime | None]]:
 
 
 def _service_account_items(
-    session: Session, recommendations: dict[str, PrincipalRecommendation]
+    session: Session,
+    recommendations: dict[str, PrincipalRecommendation],
+    activity: Activity,
 ) -> list[ScopeItem]:
     tokens = _token_facts(session)
     query = (
@@ -212,17 +310,34 @@ def _service_account_items(
         usage = recommendations.get(principal)
         token_count, token_last_used = tokens.get(account.id, (0, None))
         last_seen = usage.last_seen_at if usage else None
+        reads = activity.secret_reads.get(principal, {})
+        evidence = _account_evidence(
+            activity,
+            token_last_used,
+            last_seen,
+            max(reads.values(), default=None),
+            activity.credential_use.get(account.id),
+        )
+        last_used = max(
+            filter(None, [token_last_used, last_seen, *evidence.values()]),
+            default=None,
+        )
         facts = {
             "owner": account.owner.email if account.owner else None,
             "purpose": account.purpose,
             "active_tokens": token_count,
-            "last_used_at": _iso(
-                max(filter(None, [token_last_used, last_seen]), default=None)
-            ),
+            "last_used_at": _iso(last_used),
             "roles": usage.roles if usage else [],
             "unused_permissions": len(usage.unused) if usage else 0,
+            "secrets_read": sorted(reads),
         }
-        if token_count and facts["last_used_at"] is None:
+        if evidence:
+            seen = ", ".join(
+                f"{source} {moment.date().isoformat()}"
+                for source, moment in sorted(evidence.items())
+            )
+            recommendation, reason = Decision.KEEP, f"in use: {seen}"
+        elif token_count and facts["last_used_at"] is None:
             recommendation, reason = Decision.REVOKE, "active tokens, none ever used"
         elif not token_count and not facts["roles"]:
             recommendation, reason = Decision.REVOKE, "no active tokens and no roles"
@@ -243,9 +358,27 @@ def _service_account_items(
     return items
 
 
+def _account_evidence(
+    activity: Activity,
+    token_last_used: datetime | None,
+    permission_last_seen: datetime | None,
+    secret_last_read: datetime | None,
+    credential_last_used: datetime | None,
+) -> dict[str, datetime]:
+    """Return the kinds of use seen in the window, each with its latest time."""
+    found = {
+        "token used": activity.recent(token_last_used),
+        "permission used": activity.recent(permission_last_seen),
+        "secret read": activity.recent(secret_last_read),
+        "credential used": activity.recent(credential_last_used),
+    }
+    return {source: moment for source, moment in found.items() if moment}
+
+
 def _assignment_items(
     session: Session,
     recommendations: dict[str, PrincipalRecommendation],
+    activity: Activity,
     usage_recorded: bool,
 ) -> list[ScopeItem]:
     # NOTE: roles given to groups are not reviewed as assignments yet; their
@@ -279,7 +412,8 @@ def _assignment_items(
             reviewee = None
             reviewer = _reviewer(account.owner, None)
         role_permissions = sorted(str(p) for p in role.permissions)
-        used = _used_through_role(recommendations.get(principal), role_permissions)
+        seen = _seen_permissions(recommendations.get(principal), activity, principal)
+        used = _used_through_role(seen, role_permissions)
         recommendation, reason = _recommend_assignment(
             role.name, role_permissions, used, usage_recorded
         )
@@ -310,15 +444,21 @@ def _assignment_items(
     return items
 
 
-def _used_through_role(
-    usage: PrincipalRecommendation | None, role_permissions: list[str]
+def _seen_permissions(
+    usage: PrincipalRecommendation | None, activity: Activity, principal: str
 ) -> list[str]:
-    """Return the suggested permissions that this role's own grants cover."""
-    if usage is None:
-        return []
+    """Return the permissions ``principal`` used: recorded usage and vault reads."""
+    seen = set(usage.suggested_permissions) if usage else set()
+    for name in activity.secret_reads.get(principal, {}):
+        seen.add(f"keysteward:secrets/{name}:read")
+    return sorted(seen)
+
+
+def _used_through_role(seen: list[str], role_permissions: list[str]) -> list[str]:
+    """Return the used permissions that this role's own grants cover."""
     patterns = [parse_pattern(text) for text in role_permissions]
     used = []
-    for text in usage.suggested_permissions:
+    for text in seen:
         suggestion = parse_pattern(text)
         for pattern in patterns:
             if pattern.system != suggestion.system:

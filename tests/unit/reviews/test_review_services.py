@@ -167,8 +167,11 @@ def test_campaign_applies_and_exports(store: Store, scenario: Scenario) -> None:
         decide_item(
             session, _item(session, "openai/openai-dev"), Decision.ROTATE, actor="test"
         )
+        reader = _item(session, "person:lee@example.com -> prod-secret-reader")
+        assert reader.recommendation == "keep"
         applied = accept_recommended(session, actor="test", reviewer="mia@example.com")
-        assert applied["revoke"] == 2
+        # Lee read the secret in the window, so only Pat's unused role goes.
+        assert applied["revoke"] == 1
         accept_recommended(session, actor="test", reviewer=scenario.leaver)
 
     with store.session() as session:
@@ -181,7 +184,7 @@ def test_campaign_applies_and_exports(store: Store, scenario: Scenario) -> None:
         role_names = {name for _, name, _ in grants}
         assert "crm-writer" not in role_names
         assert "billing-admin" not in role_names
-        assert "prod-secret-reader" not in role_names
+        assert "prod-secret-reader" in role_names
         reduced = session.scalar(
             select(Role).where(Role.name == "crm-writer.reduced.crm-sync")
         )
