@@ -116,7 +116,8 @@ def test_invalid_file_exit_code(tmp_path: Path) -> None:
     broken.write_text(json.dumps(document))
     result = runner.invoke(app, ["--home", str(tmp_path / "h"), "import", str(broken)])
     assert result.exit_code == 2
-    assert result.output.strip() == (
+    # The first line notes that a new store was created for this home.
+    assert result.stderr.strip().splitlines()[-1] == (
         "error: okta.json: record 3: invalid field 'tokenWindow', found "
         "'thirty days'; expected an ISO 8601 duration such as P30D"
     )
