@@ -232,6 +232,10 @@ def enable_automatic_checkpoints(
     factory = store.session_factory
 
     def after_commit(session: Session) -> None:
+        # SQLAlchemy also calls this when a savepoint is released; the outer
+        # transaction still holds its locks then, so wait for its own commit.
+        if session.in_nested_transaction():
+            return
         appended = session.info.pop(APPENDED_SEQUENCE_KEY, None)
         if appended is None:
             return

@@ -3,8 +3,14 @@
 import threading
 from pathlib import Path
 
+from sqlalchemy import func, select
+
 from keysteward.db import Store
-from keysteward.events.checkpoints import create_checkpoint
+from keysteward.events.checkpoints import (
+    create_checkpoint,
+    enable_automatic_checkpoints,
+)
+from keysteward.events.models import EventCheckpoint
 from keysteward.events.services import record_event
 
 APPENDS_PER_WRITER = 60
@@ -46,3 +52,20 @@ def test_checkpoints_during_appends(store: Store, tmp_path: Path) -> None:
     assert errors == []
     assert final is not None
     assert final.sequence == 2 * APPENDS_PER_WRITER
+
+
+def test_savepoint_release_defers_checkpoint(store: Store, tmp_path: Path) -> None:
+    store.settings.home = tmp_path
+    disable = enable_automatic_checkpoints(store, every=1)
+    try:
+        with store.session() as session:
+            with session.begin_nested():
+                record_event(session, actor="test:savepoint", action="test.append")
+            session.flush()
+            # Released savepoint: no checkpoint yet, the transaction is open.
+            assert session.scalar(select(func.count(EventCheckpoint.id))) == 0
+        with store.session() as session:
+            signed = session.scalar(select(func.count(EventCheckpoint.id)))
+    finally:
+        disable()
+    assert signed == 1
