@@ -93,8 +93,9 @@ def _begin_sqlite(connection: Any) -> None:
     # A deferred transaction that reads and then writes fails at once with
     # "database is locked" when another process committed in between, and
     # the busy timeout does not help. Taking the write lock at BEGIN makes
-    # concurrent commands queue for up to the busy timeout instead. Readers
-    # queue too; in WAL mode they never block on readers.
+    # concurrent commands queue for up to the busy timeout instead. Read-only
+    # transactions take the lock too, so they queue behind writers and each
+    # other; PostgreSQL is the backend for many concurrent clients.
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

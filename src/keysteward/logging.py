@@ -1,7 +1,7 @@
 """Logging setup: one logger per module, and a filter that redacts secrets.
 
-The filter is a last line of defence. Code must still never pass a secret to
-a logger; the filter catches values shaped like known credential formats
+The filter is a last line of defence, and code must still never pass a
+secret to a logger. It replaces values shaped like known credential formats
 and long random-looking strings that slip through anyway.
 """
 
@@ -62,10 +62,10 @@ def _looks_random(text: str) -> bool:
 
 
 def contains_known_secret(text: str) -> bool:
-    """Return whether ``text`` holds a value of a known credential shape.
+    """Return whether ``text`` contains a value of a known credential shape.
 
     Unlike ``redact`` this skips the entropy check, so ids such as UUIDs and
-    hex digests pass: use it to reject input, and ``redact`` to clean output.
+    hex digests pass. Use it to reject input, and ``redact`` to clean output.
     """
     return any(
         pattern.search(text)
@@ -87,7 +87,7 @@ def redact(text: str) -> str:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrite each record's message with ``redact`` before any handler sees it."""
+    """Rewrite each record's message with ``redact`` before any handler formats it."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -1,4 +1,4 @@
-"""Import every model module so Base.metadata holds the whole schema."""
+"""Import every model module so Base.metadata contains the whole schema."""
 
 from keysteward import meta
 from keysteward.authz import models as authz_models

@@ -1,7 +1,7 @@
 """The ``keysteward`` command.
 
 Each module in this package that does not start with an underscore defines
-``register(app)``, which adds that concept's commands to the root app; the
+``register(app)``, which adds that concept's commands to the root app. The
 modules are found at start-up, so a new concept needs no edit here.
 """
 

@@ -1,4 +1,4 @@
-"""What every command module shares: settings, the store, output helpers."""
+"""Settings, store access and output helpers shared by every command module."""
 
 import json
 import os

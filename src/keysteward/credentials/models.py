@@ -45,7 +45,7 @@ class CredentialStatus(StrEnum):
 
 
 class Credential(Base):
-    """One credential as the inventory knows it.
+    """One credential as recorded in the inventory.
 
     The secret value itself never lives here: at most a salted fingerprint
     (for spotting the same value in two places) and the short hint that the

@@ -3,7 +3,7 @@
 A fingerprint lets keysteward notice the same secret in two places (two
 inventory rows, or a file and the vault) without storing the value. It is an
 HMAC-SHA256 keyed with a random per-installation salt, so a fingerprint from
-one installation says nothing in another and cannot be looked up in a
+one installation matches nothing in another and cannot be looked up in a
 precomputed table.
 """
 

@@ -20,7 +20,7 @@ class ServiceAccountStatus(StrEnum):
 
 
 class Person(Base):
-    """A person at the company, as the HR roster knows them."""
+    """A person at the company, as listed in the HR roster."""
 
     __tablename__ = "people"
 
