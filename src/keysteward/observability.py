@@ -4,7 +4,6 @@ import logging
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -14,12 +13,16 @@ from prometheus_client import (
     Histogram,
     generate_latest,
 )
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("keysteward.http")
 
 API_PREFIX = "/api/v1"
 
 REQUEST_ID_HEADER = "X-Request-ID"
+# ASGI gives header names in lower case, as bytes.
+REQUEST_ID_HEADER_KEY = REQUEST_ID_HEADER.lower().encode("latin-1")
 # An incoming request id is kept only when it is short and plain, so a
 # client cannot write arbitrary text into logs and events.
 _REQUEST_ID_PATTERN = re.compile(r"[A-Za-z0-9._-]{8,64}")
@@ -36,8 +39,12 @@ SECURITY_HEADERS = {
 }
 
 
-def _request_id(request: Request) -> str:
-    offered = request.headers.get(REQUEST_ID_HEADER, "")
+def _request_id(scope: Scope) -> str:
+    offered = ""
+    for name, value in scope["headers"]:
+        if name == REQUEST_ID_HEADER_KEY:
+            offered = value.decode("latin-1")
+            break
     if _REQUEST_ID_PATTERN.fullmatch(offered):
         return offered
     # 24 hex digits (96 random bits): shorter than the 32 characters at which
@@ -51,15 +58,74 @@ def route_template(request: Request) -> str:
     Logs, metrics and events use the template, never the raw path, because a
     path can carry any text and would make one metric series per value.
     """
-    route = request.scope.get("route")
+    return _scope_route_template(request.scope)
+
+
+def _scope_route_template(scope: Scope) -> str:
+    route = scope.get("route")
     path = getattr(route, "path", None)
     if not isinstance(path, str):
         return "unmatched"
     # An included router's route may carry only its own part of the path.
     prefix = API_PREFIX
-    if request.url.path.startswith(prefix + "/") and not path.startswith(prefix):
+    if scope["path"].startswith(prefix + "/") and not path.startswith(prefix):
         return prefix + path
     return path
+
+
+class ObservabilityMiddleware:
+    """Give each HTTP request an id, security headers, metrics and a log line.
+
+    The request id is stored in ``scope["state"]``, where
+    ``request.state.request_id`` finds it. A plain ASGI class, because
+    Starlette's ``BaseHTTPMiddleware`` runs the app in a task of its own and
+    passes every response message through a memory stream.
+    """
+
+    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+        self.app = app
+        self.requests = requests
+        self.latency = latency
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        request_id = _request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        started = time.perf_counter()
+
+        async def send_observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self._observe(scope, message, request_id, started)
+            await send(message)
+
+        await self.app(scope, receive, send_observed)
+
+    def _observe(
+        self, scope: Scope, start: Message, request_id: str, started: float
+    ) -> None:
+        # The router has set scope["route"] by the time the response starts.
+        # Latency is measured to the start of the response, not to its last
+        # byte, so a streamed body does not count.
+        route = _scope_route_template(scope)
+        status = start["status"]
+        self.requests.labels(scope["method"], route, str(status)).inc()
+        self.latency.labels(route).observe(time.perf_counter() - started)
+        # ASGI lets an app leave out the headers of a response.
+        start.setdefault("headers", [])
+        headers = MutableHeaders(scope=start)
+        headers[REQUEST_ID_HEADER] = request_id
+        for name, value in SECURITY_HEADERS.items():
+            headers.setdefault(name, value)
+        log.info(
+            "%s %s -> %d (request id %s)",
+            scope["method"],
+            route,
+            status,
+            request_id,
+        )
 
 
 def install_observability(app: FastAPI) -> None:
@@ -78,29 +144,7 @@ def install_observability(app: FastAPI) -> None:
         registry=registry,
     )
     app.state.metrics_registry = registry
-
-    @app.middleware("http")
-    async def observe(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        request_id = _request_id(request)
-        request.state.request_id = request_id
-        started = time.perf_counter()
-        response = await call_next(request)
-        route = route_template(request)
-        requests.labels(request.method, route, str(response.status_code)).inc()
-        latency.labels(route).observe(time.perf_counter() - started)
-        response.headers[REQUEST_ID_HEADER] = request_id
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
-        log.info(
-            "%s %s -> %d (request id %s)",
-            request.method,
-            route,
-            response.status_code,
-            request_id,
-        )
-        return response
+    app.add_middleware(ObservabilityMiddleware, requests=requests, latency=latency)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
