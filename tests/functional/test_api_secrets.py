@@ -237,6 +237,29 @@ def test_repeated_failures_throttled(
     assert wrong not in caplog.text
 
 
+def _me(server: Server, bearer: str) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {bearer}"}
+    return httpx.get(f"{server.url}/api/v1/me", headers=headers)
+
+
+def test_blocked_source_keeps_access_token(server: Server) -> None:
+    token = _account(server, "crm-sync")
+    access = _exchange(server, token).json()["access_token"]
+    # Enough failures from this client's address to block it for minutes.
+    with server.store.session() as session:
+        for _ in range(token_services.FREE_FAILURES + 8):
+            token_services.record_auth_failure(session, "127.0.0.1")
+
+    wrong_access = _me(server, access + "x")
+    assert wrong_access.status_code == 429, wrong_access.text
+    assert int(wrong_access.headers["Retry-After"]) >= 1
+    api_token = _me(server, token)
+    assert api_token.status_code == 429, api_token.text
+    valid_access = _me(server, access)
+    assert valid_access.status_code == 200, valid_access.text
+    assert valid_access.json()["principal"] == "service_account:crm-sync"
+
+
 def test_sdk_reads_through_server(server: Server) -> None:
     token = _account(server, "crm-sync", "keysteward:secrets/hubspot:read")
     _put(server, "hubspot", HUBSPOT_VALUE.encode())

@@ -2,6 +2,11 @@
 
 Failed attempts are counted in a transaction of their own, so the count
 survives the rollback of the request that failed.
+
+An access token is verified before the throttle is checked. A valid HS256
+signature cannot be guessed, so throttling only matters for failures, and a
+valid access token is accepted without a database query. An API token is
+looked up in the store, so its source is checked against the throttle first.
 """
 
 import math
@@ -80,16 +85,28 @@ def exchange_api_token(
 def authenticate_bearer(
     store: Store, keyring: KeyRing, token: str, *, source: str | None
 ) -> Principal:
-    """Return the principal behind a bearer token: an access token or an API token."""
+    """Return the principal behind a bearer token: an access token or an API token.
+
+    Raises ThrottledError while ``source`` is blocked, unless the token is a
+    valid access token, and the bare AuthenticationError for any token that is
+    not accepted.
+    """
     source = source or UNKNOWN_SOURCE
-    _check_throttle(store, source)
-    try:
-        if token.startswith(API_TOKEN_PREFIX):
+    if token.startswith(API_TOKEN_PREFIX):
+        _check_throttle(store, source)
+        try:
             principal, _record = run_transaction(
                 store, lambda session: authenticate_api_token(session, token)
             )
-            return principal
+        except AuthenticationError:
+            _count_failure(store, source)
+            raise
+        return principal
+
+    try:
         return verify_access_token(keyring, token)
     except AuthenticationError:
-        _count_failure(store, source)
-        raise
+        pass
+    _check_throttle(store, source)
+    _count_failure(store, source)
+    raise AuthenticationError

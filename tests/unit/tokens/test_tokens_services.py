@@ -1,12 +1,11 @@
 """API tokens in the store: issue, authenticate, expire, revoke, throttle."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 
+from common.queries import count_queries
 from keysteward.clock import as_utc, utcnow
 from keysteward.db import Store
 from keysteward.identities.models import ServiceAccount, ServiceAccountStatus
@@ -21,20 +20,6 @@ from keysteward.tokens.services import (
     throttle_delay,
     token_digest,
 )
-
-
-@contextmanager
-def _count_queries(store: Store) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn, _cursor, statement, _params, _context, _many) -> None:  # noqa: ANN001
-        statements.append(statement)
-
-    event.listen(store.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(store.engine, "before_cursor_execute", count)
 
 
 def _issue(store: Store, principal, **options) -> tuple[int, str]:
@@ -127,7 +112,7 @@ def test_checksum_typo_needs_no_query(store: Store, make_account) -> None:
     typo = token[:-1] + ("A" if token[-1] != "A" else "B")
     with store.session() as session:
         session.connection()  # open the transaction before counting
-        with _count_queries(store) as statements:
+        with count_queries(store) as statements:
             with pytest.raises(AuthenticationError):
                 authenticate_api_token(session, typo)
             assert statements == []
