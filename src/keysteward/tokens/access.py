@@ -5,8 +5,10 @@ stored. An access token carries the principal and its effective roles, and
 expires after 15 minutes by default.
 """
 
+import hashlib
 import os
 import secrets
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -86,8 +88,13 @@ def verify_access_token(
     NOTE: revoking the API token does not cut short an access token already
     bought with it; that token stays valid until it expires.
     """
+    principal, _expires_at = _verify(keyring, token, now or utcnow())
+    return principal
+
+
+def _verify(keyring: KeyRing, token: str, now: datetime) -> tuple[Principal, int]:
+    """Return the principal and the exp claim of a valid access token."""
     key = keyring.derived_key(ACCESS_TOKEN_KEY_PURPOSE)
-    now = now or utcnow()
     try:
         # Expiry is checked below against ``now`` so tests can pin the time.
         claims = jwt.decode(
@@ -101,10 +108,89 @@ def verify_access_token(
                 "require": ["exp", "iat", "sub", "pid", "ptype", "roles"],
             },
         )
-        if int(claims["exp"]) + LEEWAY_SECONDS <= now.timestamp():
+        expires_at = int(claims["exp"])
+        if expires_at + LEEWAY_SECONDS <= now.timestamp():
             raise AuthenticationError
         kind = PrincipalType(claims["ptype"])
         name = claims["sub"].partition(":")[2]
-        return Principal(kind, int(claims["pid"]), name, frozenset(claims["roles"]))
+        principal = Principal(
+            kind, int(claims["pid"]), name, frozenset(claims["roles"])
+        )
     except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
         raise AuthenticationError from None
+    return principal, expires_at
+
+
+@dataclass(frozen=True)
+class _Verified:
+    keyring: KeyRing
+    principal: Principal
+    # POSIX time from which verify_access_token rejects the token.
+    rejected_at: float
+
+
+class VerifiedAccessTokens:
+    """A bounded, thread-safe cache of access tokens that passed verification.
+
+    ``verify`` returns the same principal as ``verify_access_token``, but
+    reuses a token's verified signature and claims until the token expires or
+    its entry is dropped. Entries are keyed by the SHA-256 digest of the
+    token, so the cache contains no usable token. A token that fails
+    verification is never stored. When ``max_size`` entries are stored,
+    adding one drops the expired entries, and then every entry unless that
+    freed a quarter of the cache. So the scan for expired entries runs at
+    most once per ``max_size // 4`` additions.
+    """
+
+    def __init__(self, max_size: int = 10_000) -> None:
+        if max_size < 1:
+            raise ValueError(f"max_size must be at least 1, got {max_size}")
+        self.max_size = max_size
+        self._entries: dict[bytes, _Verified] = {}
+        # Held only around dict operations, not while a token is verified, so
+        # threads and an event loop that share the cache wait only for a dict
+        # operation.
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._entries)
+
+    def verify(
+        self, keyring: KeyRing, token: str, now: datetime | None = None
+    ) -> Principal:
+        """Return the principal ``token`` names, verifying it on a cache miss.
+
+        Raises AuthenticationError for any token that verify_access_token
+        rejects.
+        """
+        now = now or utcnow()
+        digest = hashlib.sha256(token.encode()).digest()
+        with self._lock:
+            cached = self._entries.get(digest)
+        # A token verified under another key ring is verified again here.
+        if (
+            cached is not None
+            and cached.keyring is keyring
+            and now.timestamp() < cached.rejected_at
+        ):
+            return cached.principal
+
+        principal, expires_at = _verify(keyring, token, now)
+        entry = _Verified(keyring, principal, expires_at + LEEWAY_SECONDS)
+        with self._lock:
+            if len(self._entries) >= self.max_size:
+                self._drop_expired(now.timestamp())
+                if len(self._entries) > self.max_size * 3 // 4:
+                    self._entries.clear()
+            self._entries[digest] = entry
+        return principal
+
+    def _drop_expired(self, timestamp: float) -> None:
+        expired = [
+            digest
+            for digest, entry in self._entries.items()
+            if entry.rejected_at <= timestamp
+        ]
+        for digest in expired:
+            del self._entries[digest]
