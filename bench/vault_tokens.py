@@ -29,7 +29,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
@@ -131,8 +131,16 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(home: Path, database_url: str, master_key: str) -> Iterator[str]:
-    """Start ``keysteward serve`` in a subprocess; yield its base URL."""
+def running_server(
+    home: Path,
+    database_url: str,
+    master_key: str,
+    settings: Mapping[str, str] | None = None,
+) -> Iterator[str]:
+    """Start ``keysteward serve`` in a subprocess; yield its base URL.
+
+    ``settings`` adds environment variables, such as other KEYSTEWARD_ settings.
+    """
     port = _free_port()
     environment = {
         **os.environ,
@@ -140,6 +148,7 @@ def running_server(home: Path, database_url: str, master_key: str) -> Iterator[s
         "KEYSTEWARD_DATABASE_URL": database_url,
         "KEYSTEWARD_KEY_PROVIDER": "env",
         MASTER_KEY_SETTING: master_key,
+        **(settings or {}),
     }
     command = [str(Path(sys.executable).parent / "keysteward"), "serve"]
     command += ["--port", str(port)]

@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp
 
 from keysteward import __version__
 from keysteward.config import Settings
@@ -103,6 +104,15 @@ def _install_error_handlers(app: FastAPI) -> None:
         return error_response(500, "internal_error", "internal server error")
 
 
+class KeystewardAPI(FastAPI):
+    """The FastAPI app, with the secret read shortcut in front of its middleware."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        from keysteward.vault.shortcut import SecretReadShortcut
+
+        return SecretReadShortcut(super().build_middleware_stack())
+
+
 def create_app(
     settings: Settings, store: Store | None = None, keyring: KeyRing | None = None
 ) -> FastAPI:
@@ -116,12 +126,15 @@ def create_app(
         cluster = start_cluster_services(app)
         yield
         cluster.stop()
+        reader = getattr(app.state, "secret_reader", None)
+        if reader is not None:
+            reader.close()
         await app.state.gateway.aclose()
         if owns_store:
             app.state.store.engine.dispose()
 
     owns_store = store is None
-    app = FastAPI(
+    app = KeystewardAPI(
         title="keysteward",
         version=__version__,
         lifespan=lifespan,

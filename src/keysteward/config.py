@@ -46,7 +46,20 @@ class Settings(BaseSettings):
         description="Mark dashboard cookies Secure; turn off only for "
         "http://127.0.0.1 in development.",
     )
+    sqlite_synchronous: str = Field(
+        default="FULL",
+        description="SQLite commit durability: FULL syncs each commit to disk; "
+        "NORMAL (WAL mode) survives a crash of keysteward but may lose the last "
+        "commits on a power loss or an operating system crash.",
+    )
     config_file: Path | None = None
+
+    @field_validator("sqlite_synchronous")
+    @classmethod
+    def _check_sqlite_synchronous(cls, value: str) -> str:
+        if value.upper() not in ("FULL", "NORMAL"):
+            raise ValueError("must be FULL or NORMAL")
+        return value.upper()
 
     @field_validator("log_level")
     @classmethod

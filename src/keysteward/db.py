@@ -68,17 +68,29 @@ class Store:
         return redact_url(self.settings.resolved_database_url)
 
 
-def create_store_engine(url: str) -> Engine:
-    """Create an engine with the connection settings each backend needs."""
+def create_store_engine(url: str, sqlite_synchronous: str = "FULL") -> Engine:
+    """Create an engine with the connection settings each backend needs.
+
+    ``sqlite_synchronous`` is SQLite's ``PRAGMA synchronous``, FULL or NORMAL.
+    """
     if url.startswith("sqlite"):
+        if sqlite_synchronous not in ("FULL", "NORMAL"):
+            raise ConfigError(
+                f"invalid KEYSTEWARD_SQLITE_SYNCHRONOUS={sqlite_synchronous!r}; "
+                "use FULL or NORMAL"
+            )
         engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _configure_sqlite)
+
+        def configure(dbapi_connection: Any, _record: Any) -> None:
+            _configure_sqlite(dbapi_connection, sqlite_synchronous)
+
+        event.listen(engine, "connect", configure)
         event.listen(engine, "begin", _begin_sqlite)
         return engine
     return create_engine(url, pool_pre_ping=True)
 
 
-def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+def _configure_sqlite(dbapi_connection: Any, synchronous: str) -> None:
     # Let SQLAlchemy issue BEGIN itself (see _begin_sqlite), so transactions
     # cover reads too.
     dbapi_connection.isolation_level = None
@@ -86,6 +98,8 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
+    # In WAL mode NORMAL syncs at checkpoints only, not at each commit.
+    cursor.execute(f"PRAGMA synchronous={synchronous}")
     cursor.close()
 
 
@@ -108,7 +122,7 @@ def open_store(settings: Settings, migrate: bool = True) -> Store:
     url = settings.resolved_database_url
     if not settings.database_url:
         settings.home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    engine = create_store_engine(url)
+    engine = create_store_engine(url, settings.sqlite_synchronous)
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
@@ -165,7 +179,7 @@ def upgrade_schema(engine: Engine) -> None:
 
 
 def _upgrade_if_needed(engine: Engine, config: Config) -> None:
-    if schema_revisions(engine) == head_revisions(engine):
+    if not pending_revisions(engine):
         return
     log.info("migrating store schema", extra={"heads": sorted(head_revisions(engine))})
     command.upgrade(config, "heads")
@@ -175,6 +189,24 @@ def schema_revisions(engine: Engine) -> set[str]:
     """Return the migration revisions the database is at."""
     with engine.connect() as connection:
         return set(MigrationContext.configure(connection).get_current_heads())
+
+
+def pending_revisions(engine: Engine) -> set[str]:
+    """Return the migrations this version of keysteward ships but has not applied.
+
+    The database records only the newest revision of each branch, and none
+    that a newer revision depends on, so applied revisions are found by
+    walking down from the recorded ones.
+    """
+    script = ScriptDirectory.from_config(alembic_config(engine))
+    shipped = {revision.revision for revision in script.walk_revisions()}
+    current = tuple(schema_revisions(engine))
+    applied = {
+        revision.revision
+        for revision in script.iterate_revisions(current, "base")
+        if revision is not None
+    }
+    return shipped - applied
 
 
 def head_revisions(engine: Engine) -> set[str]:

@@ -39,7 +39,15 @@ SECURITY_HEADERS = {
 }
 
 
-def _request_id(scope: Scope) -> str:
+# The same headers as raw ASGI pairs, for responses built without Starlette.
+SECURITY_HEADER_PAIRS = [
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in SECURITY_HEADERS.items()
+]
+
+
+def request_id_of_scope(scope: Scope) -> str:
+    """Return the request's offered X-Request-ID when it is plain, else a new id."""
     offered = ""
     for name, value in scope["headers"]:
         if name == REQUEST_ID_HEADER_KEY:
@@ -82,17 +90,16 @@ class ObservabilityMiddleware:
     passes every response message through a memory stream.
     """
 
-    def __init__(self, app: ASGIApp, requests: Counter, latency: Histogram) -> None:
+    def __init__(self, app: ASGIApp, metrics: "HttpMetrics") -> None:
         self.app = app
-        self.requests = requests
-        self.latency = latency
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
 
-        request_id = _request_id(scope)
+        request_id = request_id_of_scope(scope)
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
 
@@ -111,40 +118,52 @@ class ObservabilityMiddleware:
         # byte, so a streamed body does not count.
         route = _scope_route_template(scope)
         status = start["status"]
-        self.requests.labels(scope["method"], route, str(status)).inc()
-        self.latency.labels(route).observe(time.perf_counter() - started)
+        self.metrics.observe(
+            scope["method"], route, status, time.perf_counter() - started
+        )
         # ASGI lets an app leave out the headers of a response.
         start.setdefault("headers", [])
         headers = MutableHeaders(scope=start)
         headers[REQUEST_ID_HEADER] = request_id
         for name, value in SECURITY_HEADERS.items():
             headers.setdefault(name, value)
-        log.info(
-            "%s %s -> %d (request id %s)",
-            scope["method"],
-            route,
-            status,
-            request_id,
+        log_request(scope["method"], route, status, request_id)
+
+
+def log_request(method: str, route: str, status: int, request_id: str) -> None:
+    log.info("%s %s -> %d (request id %s)", method, route, status, request_id)
+
+
+class HttpMetrics:
+    """The Prometheus request counter and latency histogram of one app."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.requests = Counter(
+            "keysteward_http_requests",
+            "HTTP requests served, by method, route template and status code.",
+            ["method", "route", "status"],
+            registry=registry,
         )
+        self.latency = Histogram(
+            "keysteward_http_request_duration_seconds",
+            "Time to serve an HTTP request, in seconds, by route template.",
+            ["route"],
+            registry=registry,
+        )
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        """Count one request and record its time to the start of the response."""
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(route).observe(seconds)
 
 
 def install_observability(app: FastAPI) -> None:
     """Add request ids, security headers, an access log line and ``/metrics``."""
     registry = CollectorRegistry()
-    requests = Counter(
-        "keysteward_http_requests",
-        "HTTP requests served, by method, route template and status code.",
-        ["method", "route", "status"],
-        registry=registry,
-    )
-    latency = Histogram(
-        "keysteward_http_request_duration_seconds",
-        "Time to serve an HTTP request, in seconds, by route template.",
-        ["route"],
-        registry=registry,
-    )
+    http_metrics = HttpMetrics(registry)
     app.state.metrics_registry = registry
-    app.add_middleware(ObservabilityMiddleware, requests=requests, latency=latency)
+    app.state.http_metrics = http_metrics
+    app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:

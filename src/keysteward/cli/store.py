@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 import keysteward.models  # noqa: F401  (registers every table for the counts)
 from keysteward.cli._context import console, print_json, state_of
-from keysteward.db import Base, Store, head_revisions, schema_revisions
+from keysteward.db import Base, Store, pending_revisions, schema_revisions
 
 JsonOption = Annotated[
     bool, typer.Option("--json", help="Print JSON instead of a table.")
@@ -83,7 +83,7 @@ def describe_store(store: Store) -> dict[str, Any]:
         "backend": store.engine.dialect.name,
         "home": str(store.settings.home),
         "schema_version": sorted(current),
-        "schema_up_to_date": current == head_revisions(store.engine),
+        "schema_up_to_date": not pending_revisions(store.engine),
         "tables": counts,
     }
 

@@ -217,6 +217,20 @@ def checkpoint_signature_valid(checkpoint: EventCheckpoint) -> bool:
     return True
 
 
+# The automatic checkpoint of each store that has them, by its session factory.
+_after_append_hooks: dict[int, Callable[[int], None]] = {}
+
+
+def events_committed(store: Store, sequence: int) -> None:
+    """Sign a checkpoint if due, for a commit made outside a Session.
+
+    Session commits run this by themselves once automatic checkpoints are on.
+    """
+    hook = _after_append_hooks.get(id(store.session_factory))
+    if hook is not None:
+        hook(sequence)
+
+
 def enable_automatic_checkpoints(
     store: Store, every: int = DEFAULT_CHECKPOINT_INTERVAL
 ) -> Callable[[], None]:
@@ -230,6 +244,20 @@ def enable_automatic_checkpoints(
     if every < 1:
         raise ConfigError(f"invalid checkpoint interval {every}: must be at least 1")
     factory = store.session_factory
+    # The highest checkpointed sequence this process has seen, a lower bound
+    # of the stored one, so commits that cannot have crossed a boundary skip
+    # the query.
+    known = {"checkpointed": 0}
+
+    def after_append(appended: int) -> None:
+        if appended // every <= known["checkpointed"] // every:
+            return
+        try:
+            known["checkpointed"] = _checkpoint_if_due(store, appended, every)
+        except Exception:
+            log.exception(
+                "automatic event checkpoint failed", extra={"sequence": appended}
+            )
 
     def after_commit(session: Session) -> None:
         # SQLAlchemy also calls this when a savepoint is released; the outer
@@ -237,32 +265,32 @@ def enable_automatic_checkpoints(
         if session.in_nested_transaction():
             return
         appended = session.info.pop(APPENDED_SEQUENCE_KEY, None)
-        if appended is None:
-            return
-        try:
-            _checkpoint_if_due(store, appended, every)
-        except Exception:
-            log.exception(
-                "automatic event checkpoint failed", extra={"sequence": appended}
-            )
+        if appended is not None:
+            after_append(appended)
 
     def after_rollback(session: Session, _previous: object) -> None:
         session.info.pop(APPENDED_SEQUENCE_KEY, None)
 
     event.listen(factory, "after_commit", after_commit)
     event.listen(factory, "after_soft_rollback", after_rollback)
+    _after_append_hooks[id(factory)] = after_append
 
     def disable() -> None:
         event.remove(factory, "after_commit", after_commit)
         event.remove(factory, "after_soft_rollback", after_rollback)
+        _after_append_hooks.pop(id(factory), None)
 
     return disable
 
 
-def _checkpoint_if_due(store: Store, appended: int, every: int) -> None:
+def _checkpoint_if_due(store: Store, appended: int, every: int) -> int:
+    """Sign a checkpoint when ``appended`` crossed a boundary; return the newest one."""
     with store.session() as session:
         last_checkpointed = (
             session.scalar(select(func.max(EventCheckpoint.sequence))) or 0
         )
         if appended // every > last_checkpointed // every:
-            create_checkpoint(session, store.settings.home)
+            created = create_checkpoint(session, store.settings.home)
+            if created is not None:
+                return created.sequence
+    return last_checkpointed

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from keysteward.clock import as_utc
 from keysteward.errors import InvalidInputError
-from keysteward.events.chain import canonical_json
+from keysteward.events.appender import append_rows
+from keysteward.events.chain import APPENDED_SEQUENCE_KEY, canonical_json
 from keysteward.events.errors import AppendOnlyError
 from keysteward.events.models import Event
 from keysteward.logging import contains_known_secret
@@ -73,6 +74,40 @@ def record_events(
     cheaper than a transaction per event. Raises InvalidInputError, before
     anything is added, for an entry with an unknown key or a bad value.
     """
+    recorded = [Event(**values) for values in checked_entries(entries)]
+    session.add_all(recorded)
+    return recorded
+
+
+def append_events(session: Session, entries: Iterable[Mapping[str, Any]]) -> int:
+    """Insert events over the session's driver connection; return the last sequence.
+
+    The same chain as ``record_events``, for writers that commit events and
+    nothing else (see ``events.appender``). The statements run in the
+    session's transaction, and the session's commit triggers the automatic
+    checkpoints as usual. The session must hold no pending Event objects,
+    because those would be chained after these at flush. Raises
+    InvalidInputError, before anything is written, for a bad entry.
+    """
+    checked = checked_entries(entries)
+    connection = session.connection()
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    cursor = driver.cursor()
+    try:
+        last_sequence = append_rows(cursor, connection.dialect, checked)
+    finally:
+        cursor.close()
+    session.info[APPENDED_SEQUENCE_KEY] = last_sequence
+    return last_sequence
+
+
+def checked_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Validate event entries; return copies with details normalized for digests.
+
+    Raises InvalidInputError naming the entry for an unknown field, a
+    missing actor or action, or details that are not JSON or look secret.
+    """
     checked: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
         unknown = sorted(set(entry) - EVENT_FIELDS)
@@ -91,9 +126,7 @@ def record_events(
         if values.get("target_id") is not None:
             values["target_id"] = str(values["target_id"])
         checked.append(values)
-    recorded = [Event(**values) for values in checked]
-    session.add_all(recorded)
-    return recorded
+    return checked
 
 
 def _checked_details(details: dict[str, Any] | None) -> dict[str, Any]:

@@ -74,10 +74,18 @@ def authorize_secret_read(
     session: Session, principal: Principal, name: str
 ) -> AccessDecision:
     """Decide through the authorization policy whether ``principal`` reads ``name``."""
+    active = load_principal(session, principal.type, principal.id) is not None
+    return decide_secret_read(policy_index(session), principal, name, active=active)
+
+
+def decide_secret_read(
+    index: PolicyIndex, principal: Principal, name: str, *, active: bool
+) -> AccessDecision:
+    """Decide a read of ``name`` from a compiled policy and the principal's status."""
     # Reasons name roles and rules, never the secret's value.
-    if load_principal(session, principal.type, principal.id) is None:
+    if not active:
         return AccessDecision(False, "principal is disabled or departed")
-    decision = policy_index(session).check(
+    decision = index.check(
         principal.label, secret_permission(name), roles=principal.role_limit
     )
     if decision.grant is not None:

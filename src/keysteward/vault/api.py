@@ -1,50 +1,43 @@
 """``GET /api/v1/secrets/{name}``: read a secret with a bearer token."""
 
 import base64
-import threading
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.concurrency import run_in_threadpool
 
 from keysteward.db import Store
 from keysteward.dependencies import (
+    bearer_scheme,
     client_address,
-    current_principal,
-    get_keyring,
     get_store,
+    request_id_of,
     require,
+    too_many_attempts,
+    unauthorized,
 )
 from keysteward.events.errors import EventNotRecordedError
-from keysteward.events.group_commit import GroupCommitter
 from keysteward.operators.roles import Perm
 from keysteward.pagination import ApiModel, Page, PageParams, page_of_list
+from keysteward.tokens.errors import AuthenticationError, ThrottledError
+from keysteward.tokens.exchange import authenticate_bearer
+from keysteward.tokens.prefix import API_TOKEN_PREFIX
 from keysteward.tokens.principals import Principal
 from keysteward.transactions import run_transaction
 from keysteward.vault.errors import InvalidSecretError
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.schemas import SecretResponse
 from keysteward.vault.services import (
+    SecretRead,
     list_secrets,
-    prepare_secret_read,
+    read_secret,
     validate_secret_name,
 )
+from keysteward.vault.shortcut import secret_reader_of, verified_tokens_of
 
 router = APIRouter(tags=["secrets"])
-_committer_lock = threading.Lock()
-
-
-def get_group_committer(request: Request) -> GroupCommitter:
-    """Return the app's committer for read events, creating it on first use."""
-    state = request.app.state
-    committer: GroupCommitter | None = getattr(state, "group_committer", None)
-    if committer is None:
-        with _committer_lock:
-            committer = getattr(state, "group_committer", None)
-            if committer is None:
-                committer = GroupCommitter(state.store)
-                state.group_committer = committer
-    return committer
 
 
 class SecretMetadataOut(ApiModel):
@@ -83,13 +76,12 @@ def list_secret_metadata(
 
 
 @router.get("/secrets/{name}", response_model=SecretResponse)
-def get_secret_value(
+async def get_secret_value(
     name: str,
     request: Request,
-    principal: Annotated[Principal, Depends(current_principal)],
-    store: Annotated[Store, Depends(get_store)],
-    keyring: Annotated[KeyRing, Depends(get_keyring)],
-    committer: Annotated[GroupCommitter, Depends(get_group_committer)],
+    credentials: Annotated[
+        HTTPAuthorizationCredentials | None, Security(bearer_scheme)
+    ],
     version: int | None = None,
 ) -> SecretResponse:
     """Return the current (or given) version of a secret the caller may read.
@@ -97,31 +89,34 @@ def get_secret_value(
     A caller without permission gets 403 whether or not the secret exists,
     so only a permitted caller can learn that a name is unused (404).
     """
+    # This route is async and takes no sync dependencies: each of those
+    # would cost a worker-thread hop on the hottest route of the API.
+    if credentials is None:
+        raise unauthorized()
     try:
         validate_secret_name(name)
     except InvalidSecretError:
         raise HTTPException(403, "not permitted to read this secret") from None
+    state = request.app.state
     source = client_address(request)
-    # The read itself only reads, so it skips SQLite's write lock. Its event
-    # is committed by the group committer, and the value is released only
-    # after that commit succeeded.
-    # NOTE: authorization and the event are separate transactions, so a grant
-    # revoked between them still lets this one read through, and its event
-    # records that read as allowed.
-    prepared = run_transaction(
-        store,
-        lambda session: prepare_secret_read(
-            session, keyring, principal, name, version=version, source=source, via="api"
-        ),
-        lock_first=False,
-    )
-    try:
-        committer.append(prepared.event)
-    except EventNotRecordedError:
-        raise HTTPException(
-            503, "the read could not be recorded in the event log; retry later"
-        ) from None
-    read = prepared.read
+    request_id = request_id_of(request)
+    read: SecretRead | None = None
+    token = credentials.credentials
+    if version is None and not token.startswith(API_TOKEN_PREFIX):
+        principal = _verified_access_token(state, token)
+        if principal is not None:
+            try:
+                read = await secret_reader_of(state).read(
+                    principal, name, source=source, request_id=request_id
+                )
+            except EventNotRecordedError:
+                raise _not_recorded() from None
+    if read is None:
+        # API tokens, explicit versions, failed access tokens and secrets
+        # missing from the snapshot take the path through the store.
+        read = await run_in_threadpool(
+            _read_through_store, state, token, name, version, source, request_id
+        )
     if read.secret is None:
         raise HTTPException(403, "not permitted to read this secret")
     value = read.secret.value
@@ -131,4 +126,49 @@ def get_secret_value(
         text, encoding = base64.b64encode(value).decode(), "base64"
     return SecretResponse(
         name=name, version=read.secret.version, value=text, encoding=encoding
+    )
+
+
+def _verified_access_token(state: Any, token: str) -> Principal | None:
+    try:
+        return verified_tokens_of(state).verify(state.keyring, token)
+    except AuthenticationError:
+        return None
+
+
+def _read_through_store(
+    state: Any,
+    token: str,
+    name: str,
+    version: int | None,
+    source: str | None,
+    request_id: str | None,
+) -> SecretRead:
+    """Authenticate, decide, record and decrypt in the store, in one transaction."""
+    store: Store = state.store
+    keyring: KeyRing = state.keyring
+    try:
+        principal = authenticate_bearer(store, keyring, token, source=source)
+    except ThrottledError as exc:
+        raise too_many_attempts(exc) from None
+    except AuthenticationError:
+        raise unauthorized() from None
+    return run_transaction(
+        store,
+        lambda session: read_secret(
+            session,
+            keyring,
+            principal,
+            name,
+            version=version,
+            source=source,
+            via="api",
+            request_id=request_id,
+        ),
+    )
+
+
+def _not_recorded() -> HTTPException:
+    return HTTPException(
+        503, "the read could not be recorded in the event log; retry later"
     )

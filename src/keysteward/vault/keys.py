@@ -28,17 +28,26 @@ def payload_associated_data(secret_id: int, version: int) -> bytes:
 
 @dataclass
 class KeyRing:
-    """Unwraps KEKs with the master key and caches them for the process."""
+    """Unwraps KEKs with the master key and caches them for the process.
+
+    Subkeys derived from the master key are cached too, so, like the KEKs, a
+    master key changed on disk takes effect when the process restarts.
+    """
 
     provider: KeyProvider
     _keks: dict[int, bytes] = field(default_factory=dict, repr=False)
+    _derived: dict[bytes, bytes] = field(default_factory=dict, repr=False)
 
     def master_key(self) -> bytes:
         return self.provider.master_key()
 
     def derived_key(self, purpose: bytes) -> bytes:
         """Return the master key's subkey for one purpose (token signing, backups)."""
-        return aead.derive_key(self.master_key(), purpose)
+        cached = self._derived.get(purpose)
+        if cached is None:
+            cached = aead.derive_key(self.master_key(), purpose)
+            self._derived[purpose] = cached
+        return cached
 
     def kek(self, row: KeyEncryptionKey) -> bytes:
         """Return the plain KEK of ``row``, or raise DecryptionError."""

@@ -1,7 +1,14 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from keysteward.clock import utcnow
@@ -104,3 +111,20 @@ class RekeyJob(Base):
     rewrapped: Mapped[int] = mapped_column(default=0)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)
     finished_at: Mapped[datetime | None]
+
+
+class ReadGeneration(Base):
+    """A single-row counter of changes that can alter a secret read's outcome.
+
+    Database triggers (created by the migrations) raise ``generation`` on
+    every change to secrets, their versions, KEKs, API tokens, the policy
+    state, and the status or name of people and service accounts. A server
+    that decided reads from a cached copy of those tables compares this value
+    in the transaction that records the reads, so a change made by any
+    process is seen before a cached decision is released.
+    """
+
+    __tablename__ = "vault_read_generation"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(BigInteger)

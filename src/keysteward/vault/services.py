@@ -268,11 +268,12 @@ def prepare_secret_read(
     version: int | None = None,
     source: str | None = None,
     via: str = "cli",
+    request_id: str | None = None,
 ) -> PreparedRead:
     """Authorize and decrypt one read of ``name``, without recording it.
 
     The caller must commit ``event`` before it releases the value, as
-    ``read_secret`` and the API's group commit do. A denial is decided before
+    ``read_secret`` does. A denial is decided before
     the secret is looked up, so a denied caller cannot tell whether the
     secret exists. Raises SecretNotFoundError only to a permitted caller.
     """
@@ -285,6 +286,7 @@ def prepare_secret_read(
         "target_type": "secret",
         "target_id": name,
         "source_address": source,
+        "request_id": request_id,
         "details": details,
     }
     if not decision:
@@ -307,6 +309,7 @@ def read_secret(
     version: int | None = None,
     source: str | None = None,
     via: str = "cli",
+    request_id: str | None = None,
 ) -> SecretRead:
     """Authorize and decrypt one read of secret ``name`` by ``principal``.
 
@@ -317,7 +320,14 @@ def read_secret(
     cannot tell whether the secret exists.
     """
     prepared = prepare_secret_read(
-        session, keyring, principal, name, version=version, source=source, via=via
+        session,
+        keyring,
+        principal,
+        name,
+        version=version,
+        source=source,
+        via=via,
+        request_id=request_id,
     )
     record_event(session, **prepared.event)  # type: ignore[arg-type]
     session.flush()

@@ -1,0 +1,250 @@
+"""Recording events for asyncio handlers: one writer thread, batched commits.
+
+A handler awaits ``EventWriter.submit(item)``. The writer thread takes every
+item queued so far, calls ``prepare`` for their events inside one transaction,
+commits them together (one chain-head lock, one commit) and then wakes each
+handler on its own event loop. ``submit`` returns only after the item's event
+is committed, and raises EventNotRecordedError when it could not be, so a
+handler releases nothing that is not on record.
+
+``prepare`` runs inside the transaction that records the events, with a
+driver cursor, so it can check the store and change the items (for example,
+decide them again) before they are committed. It raises StaleBatchError when
+the items need state it must reload first; the writer then calls
+``refresh`` outside the transaction and starts the batch again.
+"""
+
+import asyncio
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from sqlalchemy import PoolProxiedConnection
+
+from keysteward.db import Store
+from keysteward.events.appender import append_rows
+from keysteward.events.checkpoints import events_committed
+from keysteward.events.errors import EventNotRecordedError
+from keysteward.events.services import checked_entries
+from keysteward.transactions import (
+    BASE_DELAY,
+    DEFAULT_ATTEMPTS,
+    RETRYABLE_SQLSTATES,
+)
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Upper bound on events per transaction, so one commit stays short even when
+# hundreds of requests wait at once.
+DEFAULT_MAX_BATCH = 256
+COMMIT_ATTEMPTS = DEFAULT_ATTEMPTS
+# Times a batch is prepared again after its cached state went out of date.
+STALE_ATTEMPTS = 5
+
+# Called in the batch's transaction with a driver cursor (sqlite3 or
+# psycopg), returns the event entries of the items.
+Prepare = Callable[[Any, list[T]], list[Mapping[str, Any]]]
+
+
+class StaleBatchError(Exception):
+    """Raised by ``prepare`` when its cached state is out of date.
+
+    The writer rolls the transaction back, calls ``refresh`` and prepares
+    the batch again in a new transaction.
+    """
+
+
+def _is_conflict(exc: BaseException) -> bool:
+    """Return whether ``exc`` is a lock conflict that a retry can resolve."""
+    if getattr(exc, "sqlstate", None) in RETRYABLE_SQLSTATES:
+        return True
+    return "database is locked" in str(exc)
+
+
+@dataclass
+class _Submitted(Generic[T]):
+    item: T
+    future: "asyncio.Future[None]"
+    loop: asyncio.AbstractEventLoop
+
+
+class EventWriter(Generic[T]):
+    """Commit the events of items submitted from event loops, in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        prepare: Prepare[T],
+        refresh: Callable[[], object] | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"invalid max_batch {max_batch}: must be at least 1")
+        self._store = store
+        self._dialect = store.engine.dialect
+        self._prepare = prepare
+        self._refresh = refresh
+        self._max_batch = max_batch
+        self._condition = threading.Condition()
+        self._queue: list[_Submitted[T]] = []
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        # Used by the writer thread only.
+        self._pooled_connection: PoolProxiedConnection | None = None
+
+    async def submit(self, item: T) -> None:
+        """Wait until the event of ``item`` is committed.
+
+        Raises EventNotRecordedError, with the cause chained, when its
+        transaction failed or the writer is closed.
+        """
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        with self._condition:
+            if self._closed:
+                raise EventNotRecordedError("the event writer is stopped")
+            self._queue.append(_Submitted(item, future, loop))
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="keysteward-event-writer", daemon=True
+                )
+                self._thread.start()
+            self._condition.notify()
+        await future
+
+    def close(self, timeout: float = 30.0) -> None:
+        """Commit what is queued, then stop the writer thread."""
+        with self._condition:
+            self._closed = True
+            self._condition.notify()
+            thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._condition:
+                while not self._queue and not self._closed:
+                    self._condition.wait()
+                if not self._queue:
+                    if self._pooled_connection is not None:
+                        self._pooled_connection.close()
+                        self._pooled_connection = None
+                    return
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
+            self._write(batch)
+
+    def _write(self, batch: list[_Submitted[T]]) -> None:
+        items = [submitted.item for submitted in batch]
+        try:
+            self._commit(items)
+        except Exception as exc:
+            if len(batch) > 1:
+                # One invalid entry must not fail the others, so each is
+                # retried in its own transaction.
+                log.warning(
+                    "commit of %d events failed, committing them one by one: %s",
+                    len(batch),
+                    exc,
+                )
+                for submitted in batch:
+                    self._write([submitted])
+                return
+            log.error("event commit failed: %s", exc)
+            error = EventNotRecordedError("the event was not committed")
+            error.__cause__ = exc
+            self._settle(batch, error)
+            return
+        self._settle(batch, None)
+
+    def _commit(self, items: list[T]) -> None:
+        """Record the items' events in one transaction, repeated after a conflict."""
+        conflicts = stale = 0
+        while True:
+            driver: Any = self._connection().driver_connection
+            cursor = driver.cursor()
+            try:
+                if self._dialect.name != "postgresql":
+                    # sqlite3 runs in autocommit mode here (see db.py), so the
+                    # transaction and its write lock start explicitly.
+                    cursor.execute("BEGIN IMMEDIATE")
+                entries = checked_entries(self._prepare(cursor, items))
+                sequence = append_rows(cursor, self._dialect, entries)
+                driver.commit()
+            except StaleBatchError:
+                self._rollback()
+                stale += 1
+                if stale > STALE_ATTEMPTS or self._refresh is None:
+                    raise
+                self._refresh()
+                continue
+            except Exception as exc:
+                self._rollback()
+                conflicts += 1
+                if conflicts >= COMMIT_ATTEMPTS or not _is_conflict(exc):
+                    raise
+                log.info("event commit conflict, retrying (attempt %d)", conflicts)
+                time.sleep(BASE_DELAY * 2 ** (conflicts - 1))
+                continue
+            finally:
+                cursor.close()
+            events_committed(self._store, sequence)
+            return
+
+    def _connection(self) -> PoolProxiedConnection:
+        # One driver connection for the writer thread's lifetime: a pool
+        # checkout, a Session and compiled SQL per batch would cost more than
+        # the inserts.
+        if self._pooled_connection is None:
+            self._pooled_connection = self._store.engine.raw_connection()
+        return self._pooled_connection
+
+    def _rollback(self) -> None:
+        if self._pooled_connection is None:
+            return
+        try:
+            self._pooled_connection.driver_connection.rollback()  # type: ignore[union-attr]
+        except Exception as exc:
+            # A connection that cannot roll back is broken, so the next batch
+            # opens a new one.
+            log.warning("dropping the event writer's connection: %s", exc)
+            self._discard_connection()
+
+    def _discard_connection(self) -> None:
+        if self._pooled_connection is not None:
+            self._pooled_connection.invalidate()
+            self._pooled_connection.close()
+            self._pooled_connection = None
+
+    @staticmethod
+    def _settle(batch: list[_Submitted[T]], error: BaseException | None) -> None:
+        # One wake-up per event loop, not per item: each call_soon_threadsafe
+        # writes to the loop's self-pipe.
+        by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[None]]] = {}
+        for submitted in batch:
+            by_loop.setdefault(submitted.loop, []).append(submitted.future)
+        for loop, futures in by_loop.items():
+            try:
+                loop.call_soon_threadsafe(_resolve, futures, error)
+            except RuntimeError:
+                # The loop closed (server shutdown); nobody waits any more.
+                continue
+
+
+def _resolve(
+    futures: list["asyncio.Future[None]"], error: BaseException | None
+) -> None:
+    for future in futures:
+        # A handler cancelled while waiting (client gone) has a done future.
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

@@ -1,0 +1,156 @@
+"""Secret reads for the API: decided in memory, recorded before release.
+
+``SecretReader.read`` decides a read of a secret's current version against
+the process's ``ReadSnapshot`` and hands the read event to an
+``EventWriter``. The writer's transaction reads the stored read generation
+first; when it differs from the snapshot's, the transaction is rolled
+back, the snapshot is loaded again and the batch starts over, deciding
+every read again. So a read is released only on a decision that held when its
+event's transaction read the generation (on SQLite, until the commit,
+because that transaction holds the write lock), and a read whose event
+cannot be committed fails.
+"""
+
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from keysteward.db import Store
+from keysteward.events.writer import EventWriter, StaleBatchError
+from keysteward.tokens.principals import Principal
+from keysteward.transactions import run_transaction
+from keysteward.vault.keys import KeyRing
+from keysteward.vault.services import READ_ACTION, SecretRead, SecretValue
+from keysteward.vault.snapshot import (
+    GENERATION_QUERY,
+    ReadOutcome,
+    ReadSnapshot,
+    load_snapshot,
+)
+
+
+@dataclass
+class PendingRead:
+    """One read waiting for its event; the writer may decide it again."""
+
+    principal: Principal
+    name: str
+    source: str | None
+    request_id: str | None
+    snapshot: ReadSnapshot
+    outcome: ReadOutcome
+
+    @property
+    def missing(self) -> bool:
+        """Whether the read is allowed but the snapshot has no current version."""
+        return bool(self.outcome.decision) and self.outcome.version is None
+
+    def event(self) -> dict[str, Any]:
+        details: dict[str, Any] = {
+            "reason": self.outcome.decision.reason,
+            "via": "api",
+        }
+        if self.outcome.version is not None:
+            details["version"] = self.outcome.version.version
+        return {
+            "actor": self.principal.label,
+            "action": READ_ACTION,
+            "target_type": "secret",
+            "target_id": self.name,
+            "outcome": "allowed" if self.outcome.decision else "denied",
+            "source_address": self.source,
+            "request_id": self.request_id,
+            "details": details,
+        }
+
+
+class SecretReader:
+    """Serve reads of current secret versions from a snapshot, each one recorded."""
+
+    def __init__(self, store: Store, keyring: KeyRing) -> None:
+        self._store = store
+        self._keyring = keyring
+        self._snapshot: ReadSnapshot | None = None
+        self._load_lock = threading.Lock()
+        self._writer: EventWriter[PendingRead] = EventWriter(
+            store, self._prepare, refresh=self.refresh
+        )
+
+    async def read(
+        self,
+        principal: Principal,
+        name: str,
+        *,
+        source: str | None,
+        request_id: str | None,
+    ) -> SecretRead | None:
+        """Decide, record and decrypt one read of the current version of ``name``.
+
+        Returns None when an allowed caller asks for a secret without a
+        current version in the snapshot; the caller then reads through the
+        store, which tells a missing secret from a missing version. Raises
+        EventNotRecordedError when the read event could not be committed.
+        """
+        snapshot = self._snapshot
+        if snapshot is None:
+            snapshot = await run_in_threadpool(self._first_snapshot)
+        pending = PendingRead(
+            principal,
+            name,
+            source,
+            request_id,
+            snapshot,
+            snapshot.decide(principal, name),
+        )
+        if pending.missing:
+            return None
+        await self._writer.submit(pending)
+        if pending.missing:
+            return None
+        outcome = pending.outcome
+        if not outcome.decision or outcome.version is None:
+            return SecretRead(outcome.decision, None)
+        value = pending.snapshot.decrypt(outcome.version)
+        return SecretRead(
+            outcome.decision, SecretValue(name, outcome.version.version, value)
+        )
+
+    def refresh(self) -> ReadSnapshot:
+        """Load the snapshot from the store and make it the current one."""
+        with self._load_lock:
+            snapshot = run_transaction(
+                self._store,
+                lambda session: load_snapshot(session, self._keyring),
+                lock_first=False,
+            )
+            self._snapshot = snapshot
+        return snapshot
+
+    def close(self) -> None:
+        self._writer.close()
+
+    def _first_snapshot(self) -> ReadSnapshot:
+        # Requests that arrive together at start-up share one load.
+        with self._load_lock:
+            if self._snapshot is not None:
+                return self._snapshot
+        return self.refresh()
+
+    def _prepare(
+        self, cursor: Any, batch: list[PendingRead]
+    ) -> list[Mapping[str, Any]]:
+        # Runs in the writer's transaction, which on SQLite holds the write
+        # lock from its start, so nothing can change until it commits.
+        cursor.execute(GENERATION_QUERY)
+        row = cursor.fetchone()
+        snapshot = self._snapshot
+        if row is None or snapshot is None or int(row[0]) != snapshot.generation:
+            raise StaleBatchError
+        for pending in batch:
+            if pending.snapshot is not snapshot:
+                pending.snapshot = snapshot
+                pending.outcome = snapshot.decide(pending.principal, pending.name)
+        return [pending.event() for pending in batch if not pending.missing]
