@@ -74,9 +74,7 @@ class SecretReadShortcut:
             await self._respond(scope, send, 503, body, request_id, started)
             return
         if read is None:
-            # The route reads through the store and records the read itself,
-            # under the same request id.
-            scope.setdefault("state", {})["request_id"] = request_id
+            # The route reads through the store and records the read itself.
             await self.app(scope, receive, send)
             return
         status, body = _response(name, read)
