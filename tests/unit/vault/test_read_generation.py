@@ -213,7 +213,7 @@ def test_bulk_update_counted(store: Store, seeded: Seeded) -> None:
         connection.execute(text("UPDATE people SET status = status"))
     raised = _generation(store) - before
     if store.engine.dialect.name == "postgresql":
-        # A statement trigger: one raise for the whole statement.
+        # PostgreSQL raises it once for the whole statement.
         assert raised == 1
     else:
         assert raised == people
