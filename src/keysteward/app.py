@@ -129,6 +129,8 @@ def create_app(
         reader = getattr(app.state, "secret_reader", None)
         if reader is not None:
             reader.close()
+            # A closed reader accepts no reads, and the app may start again.
+            app.state.secret_reader = None
         await app.state.gateway.aclose()
         if owns_store:
             app.state.store.engine.dispose()

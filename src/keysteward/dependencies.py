@@ -11,6 +11,7 @@ from keysteward.observability import route_template
 from keysteward.tokens.errors import AuthenticationError, ThrottledError
 from keysteward.tokens.exchange import authenticate_bearer
 from keysteward.tokens.principals import Principal, PrincipalType
+from keysteward.tokens.services import api_token_in_force
 from keysteward.transactions import run_transaction
 from keysteward.vault.keys import KeyRing
 
@@ -51,17 +52,28 @@ def current_principal(
     store: Annotated[Store, Depends(get_store)],
     keyring: Annotated[KeyRing, Depends(get_keyring)],
 ) -> Principal:
-    """Return the caller named by the bearer token (access or API token)."""
+    """Return the caller named by the bearer token (access or API token).
+
+    An access token whose API token was revoked or has expired since the
+    exchange gets 401, like an invalid one.
+    """
     if credentials is None:
         raise unauthorized()
     try:
-        return authenticate_bearer(
+        principal = authenticate_bearer(
             store, keyring, credentials.credentials, source=client_address(request)
         )
     except ThrottledError as exc:
         raise too_many_attempts(exc) from None
     except AuthenticationError:
         raise unauthorized() from None
+    token_id = principal.api_token_id
+    if token_id is not None:
+        with store.session() as session:
+            in_force = api_token_in_force(session, token_id)
+        if not in_force:
+            raise unauthorized()
+    return principal
 
 
 SESSION_COOKIE = "keysteward_session"

@@ -29,6 +29,7 @@ from keysteward.db import Store
 from keysteward.events.models import Event
 from keysteward.events.verify import verify_chain
 from keysteward.identities.models import ServiceAccount, ServiceAccountStatus
+from keysteward.tokens import services as token_services
 from keysteward.tokens.principals import Principal, PrincipalType
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.models import SecretVersion, VersionStatus
@@ -483,6 +484,37 @@ def test_disabled_account_denied(server: Server, path: str) -> None:
         ("denied", ACTOR, "disable-02", "127.0.0.1"),
     ]
     assert events[1].details["reason"] == "principal is disabled or departed"
+    assert _chain_problems(server.store) == []
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_revoked_api_token_denied(server: Server, path: str) -> None:
+    caller = _caller(server, "keysteward:secrets/hubspot:read")
+    _put(server, "hubspot", HUBSPOT_VALUE.encode())
+    before = _read(server, path, "hubspot", caller.access_token, "token-01")
+    assert before.status_code == 200, before.text
+
+    with server.store.session() as session:
+        for record in token_services.list_api_tokens(session):
+            token_services.revoke_api_token(session, record.id, actor="t")
+    after = _read(server, path, "hubspot", caller.access_token, "token-02")
+    other_route = httpx.get(
+        f"{server.url}/api/v1/me",
+        headers={"Authorization": f"Bearer {caller.access_token}"},
+    )
+
+    assert after.status_code == 403, after.text
+    assert after.json() == FORBIDDEN
+    assert other_route.status_code == 401, other_route.text
+    assert other_route.json() == UNAUTHORIZED
+    events = _read_events(server.store)
+    assert _event_summary(events) == [
+        ("allowed", ACTOR, "token-01", "127.0.0.1"),
+        ("denied", ACTOR, "token-02", "127.0.0.1"),
+    ]
+    assert events[1].details["reason"] == (
+        "the API token behind the access token is revoked or expired"
+    )
     assert _chain_problems(server.store) == []
 
 

@@ -298,6 +298,9 @@ class GatewayApp:
             raise errors.unauthorized() from None
 
     def _verified_access_token(self, token: str) -> Principal | None:
+        # NOTE: unlike the API, the gateway does not check that the API token
+        # behind an access token is still in force, so a revoked API token's
+        # access tokens pass here until they expire.
         cached = self._verified.get(token)
         now = time.time()
         if cached is not None and cached[0] > now:

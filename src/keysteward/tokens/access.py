@@ -85,8 +85,9 @@ def verify_access_token(
 ) -> Principal:
     """Return the principal an access token names, or raise AuthenticationError.
 
-    NOTE: revoking the API token does not cut short an access token already
-    bought with it; that token stays valid until it expires.
+    Only the signature and claims are checked here. Whether the API token it
+    was exchanged for is still in force (``principal.api_token_id``) is
+    checked by the API routes and the secret reads, against the store.
     """
     principal, _expires_at = _verify(keyring, token, now or utcnow())
     return principal
@@ -113,8 +114,13 @@ def _verify(keyring: KeyRing, token: str, now: datetime) -> tuple[Principal, int
             raise AuthenticationError
         kind = PrincipalType(claims["ptype"])
         name = claims["sub"].partition(":")[2]
+        token_id = claims.get("tid")
         principal = Principal(
-            kind, int(claims["pid"]), name, frozenset(claims["roles"])
+            kind,
+            int(claims["pid"]),
+            name,
+            frozenset(claims["roles"]),
+            None if token_id is None else int(token_id),
         )
     except (jwt.InvalidTokenError, ValueError, KeyError, TypeError):
         raise AuthenticationError from None

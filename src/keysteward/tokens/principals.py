@@ -30,12 +30,15 @@ class Principal:
 
     ``role_limit`` is None when every role granted to the principal applies,
     or the names of the only roles that may apply (a token's role subset).
+    ``api_token_id`` is the API token an access token was exchanged for, so
+    revoking that API token cuts the access token off too.
     """
 
     type: PrincipalType
     id: int
     name: str
     role_limit: frozenset[str] | None = None
+    api_token_id: int | None = None
 
     @property
     def label(self) -> str:

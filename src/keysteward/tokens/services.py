@@ -202,6 +202,17 @@ def authenticate_api_token(
     return principal, record
 
 
+def api_token_in_force(
+    session: Session, token_id: int, *, now: datetime | None = None
+) -> bool:
+    """Return whether API token ``token_id`` exists, unrevoked and unexpired."""
+    record = session.get(ApiToken, token_id)
+    if record is None or record.revoked_at is not None:
+        return False
+    expires_at = as_utc(record.expires_at)
+    return expires_at is None or (now or utcnow()) < expires_at
+
+
 def revoke_api_token(session: Session, token_id: int, *, actor: str) -> ApiToken:
     """Revoke API token ``token_id``; revoking twice keeps the first time."""
     record = session.get(ApiToken, token_id)

@@ -3,8 +3,8 @@
 A principal may read secret NAME when the authorization policy grants it
 ``keysteward:secrets/NAME:read`` (``keysteward:secrets/*:read`` grants every
 secret). Deny rules override grants, a token's role subset limits which
-assignments count, inactive principals are denied, and anything not granted
-is denied.
+assignments count, inactive principals and access tokens whose API token was
+revoked or expired are denied, and anything not granted is denied.
 """
 
 import threading
@@ -17,8 +17,10 @@ from keysteward.authz.engine import PolicyIndex, compile_policy
 from keysteward.authz.models import PolicyState
 from keysteward.authz.services import POLICY_STATE_ID, load_store_policy
 from keysteward.tokens.principals import Principal, load_principal
+from keysteward.tokens.services import api_token_in_force
 
 SYSTEM = "keysteward"
+REVOKED_TOKEN_REASON = "the API token behind the access token is revoked or expired"  # noqa: S105
 READ_ACTION = "read"
 
 # Compiled policies by database, policy version and change time. Both are
@@ -75,6 +77,10 @@ def authorize_secret_read(
 ) -> AccessDecision:
     """Decide through the authorization policy whether ``principal`` reads ``name``."""
     active = load_principal(session, principal.type, principal.id) is not None
+    if principal.api_token_id is not None and not api_token_in_force(
+        session, principal.api_token_id
+    ):
+        return AccessDecision(False, REVOKED_TOKEN_REASON)
     return decide_secret_read(policy_index(session), principal, name, active=active)
 
 

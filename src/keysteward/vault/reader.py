@@ -13,11 +13,12 @@ cannot be committed fails.
 
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
+from keysteward.crypto.aead import DecryptionError
 from keysteward.db import Store
 from keysteward.events.writer import EventWriter, StaleBatchError
 from keysteward.tokens.principals import Principal
@@ -42,6 +43,18 @@ class PendingRead:
     request_id: str | None
     snapshot: ReadSnapshot
     outcome: ReadOutcome
+    # The decrypted value of an allowed read, kept in the process until the
+    # read's event is committed.
+    value: bytes | None = field(default=None, repr=False)
+    # Set when the value failed to decrypt, which leaves the read unrecorded.
+    failed: bool = False
+
+    def decrypt(self) -> None:
+        """Decrypt the value of an allowed read; raise the bare DecryptionError."""
+        self.value = None
+        version = self.outcome.version
+        if self.outcome.decision and version is not None:
+            self.value = self.snapshot.decrypt(version)
 
     @property
     def missing(self) -> bool:
@@ -89,10 +102,12 @@ class SecretReader:
     ) -> SecretRead | None:
         """Decide, record and decrypt one read of the current version of ``name``.
 
-        Returns None when an allowed caller asks for a secret without a
+        Returns None when an allowed caller requests a secret without a
         current version in the snapshot; the caller then reads through the
-        store, which tells a missing secret from a missing version. Raises
-        EventNotRecordedError when the read event could not be committed.
+        store, which distinguishes a missing secret from a missing version. Raises
+        EventNotRecordedError when the read event could not be committed,
+        and DecryptionError, without recording the read, when the value
+        does not decrypt.
         """
         snapshot = self._snapshot
         if snapshot is None:
@@ -107,15 +122,20 @@ class SecretReader:
         )
         if pending.missing:
             return None
+        # Decrypted before the event, as the path through the store does, so
+        # a value that fails to decrypt is never recorded as read.
+        pending.decrypt()
         await self._writer.submit(pending)
+        if pending.failed:
+            raise DecryptionError
         if pending.missing:
             return None
         outcome = pending.outcome
-        if not outcome.decision or outcome.version is None:
+        if not outcome.decision or outcome.version is None or pending.value is None:
             return SecretRead(outcome.decision, None)
-        value = pending.snapshot.decrypt(outcome.version)
         return SecretRead(
-            outcome.decision, SecretValue(name, outcome.version.version, value)
+            outcome.decision,
+            SecretValue(name, outcome.version.version, pending.value),
         )
 
     def refresh(self) -> ReadSnapshot:
@@ -153,4 +173,13 @@ class SecretReader:
             if pending.snapshot is not snapshot:
                 pending.snapshot = snapshot
                 pending.outcome = snapshot.decide(pending.principal, pending.name)
-        return [pending.event() for pending in batch if not pending.missing]
+                try:
+                    pending.decrypt()
+                    pending.failed = False
+                except DecryptionError:
+                    pending.failed = True
+        return [
+            pending.event()
+            for pending in batch
+            if not pending.missing and not pending.failed
+        ]

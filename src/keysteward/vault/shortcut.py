@@ -17,6 +17,7 @@ the same request id, security headers, metrics and log line as
 
 import base64
 import json
+import logging
 import time
 from typing import Any
 
@@ -35,6 +36,8 @@ from keysteward.tokens.prefix import API_TOKEN_PREFIX
 from keysteward.tokens.principals import Principal
 from keysteward.vault.reader import SecretReader
 from keysteward.vault.services import SECRET_NAME, SecretRead
+
+log = logging.getLogger(__name__)
 
 ROUTE_PATH = "/api/v1/secrets/{name}"
 PATH_PREFIX = "/api/v1/secrets/"
@@ -72,6 +75,18 @@ class SecretReadShortcut:
         except EventNotRecordedError:
             body = _error("error", NOT_RECORDED_MESSAGE)
             await self._respond(scope, send, 503, body, request_id, started)
+            return
+        except Exception as exc:
+            # The same answer as the app's handler of unexpected errors; the
+            # message names no secret.
+            log.error(
+                "unhandled %s on GET %s (request id %s)",
+                type(exc).__name__,
+                ROUTE_PATH,
+                request_id,
+            )
+            body = _error("internal_error", "internal server error")
+            await self._respond(scope, send, 500, body, request_id, started)
             return
         if read is None:
             # The route reads through the store and records the read itself.

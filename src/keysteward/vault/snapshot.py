@@ -10,6 +10,7 @@ in between, or after it was made again on a fresh snapshot.
 import secrets
 import threading
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
@@ -17,6 +18,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from keysteward.authz.engine import PolicyIndex
+from keysteward.clock import as_utc, utcnow
 from keysteward.crypto import aead
 from keysteward.identities.models import (
     Person,
@@ -24,8 +26,14 @@ from keysteward.identities.models import (
     ServiceAccount,
     ServiceAccountStatus,
 )
+from keysteward.tokens.models import ApiToken
 from keysteward.tokens.principals import Principal, PrincipalType
-from keysteward.vault.access import AccessDecision, decide_secret_read, policy_index
+from keysteward.vault.access import (
+    REVOKED_TOKEN_REASON,
+    AccessDecision,
+    decide_secret_read,
+    policy_index,
+)
 from keysteward.vault.keys import (
     KeyRing,
     data_key_associated_data,
@@ -71,11 +79,13 @@ class ReadOutcome:
 
 @dataclass
 class ReadSnapshot:
-    """Policy, active principals and current secret versions at one generation."""
+    """Policy, active principals, live API tokens and current secret versions."""
 
     generation: int
     index: PolicyIndex
     active_principals: frozenset[tuple[str, int]]
+    # Expiry (None: never) of each API token that is not revoked, by id.
+    live_api_tokens: dict[int, datetime | None] = field(repr=False)
     current_versions: dict[str, CachedVersion] = field(repr=False)
     keks: dict[int, bytes] = field(repr=False)
     _data_keys: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False)
@@ -83,11 +93,21 @@ class ReadSnapshot:
 
     def decide(self, principal: Principal, name: str) -> ReadOutcome:
         """Decide a read of the current version of ``name`` by ``principal``."""
+        if principal.api_token_id is not None and not self._token_in_force(
+            principal.api_token_id
+        ):
+            return ReadOutcome(AccessDecision(False, REVOKED_TOKEN_REASON), None)
         active = (str(principal.type), principal.id) in self.active_principals
         decision = decide_secret_read(self.index, principal, name, active=active)
         if not decision:
             return ReadOutcome(decision, None)
         return ReadOutcome(decision, self.current_versions.get(name))
+
+    def _token_in_force(self, token_id: int) -> bool:
+        if token_id not in self.live_api_tokens:
+            return False
+        expires_at = self.live_api_tokens[token_id]
+        return expires_at is None or utcnow() < expires_at
 
     def decrypt(self, version: CachedVersion) -> bytes:
         """Return the value of ``version``, or raise the bare DecryptionError.
@@ -125,7 +145,7 @@ def read_generation(session: Session) -> int:
     if generation is not None:
         return int(generation)
     # Only an emptied table (TRUNCATE) lacks the row. A random restart keeps
-    # snapshots cached before it from matching; a concurrent writer may do
+    # snapshots cached before it from matching. A concurrent writer may do
     # the same, hence ON CONFLICT.
     values = {"id": GENERATION_ROW_ID, "generation": secrets.randbits(62)}
     if session.get_bind().dialect.name == "postgresql":
@@ -170,6 +190,10 @@ def _load_tables(session: Session, keyring: KeyRing, generation: int) -> ReadSna
     )
     active = {(str(PrincipalType.SERVICE_ACCOUNT), id_) for id_ in accounts}
     active |= {(str(PrincipalType.PERSON), id_) for id_ in people}
+    tokens = session.execute(
+        select(ApiToken.id, ApiToken.expires_at).where(ApiToken.revoked_at.is_(None))
+    )
+    live_tokens = {token_id: as_utc(expires) for token_id, expires in tokens}
     rows = session.execute(
         select(
             Secret.name,
@@ -193,12 +217,13 @@ def _load_tables(session: Session, keyring: KeyRing, generation: int) -> ReadSna
         try:
             keks[kek_row.id] = keyring.kek(kek_row)
         except aead.DecryptionError:
-            # A retired KEK has no key material; reads under it fail alone.
+            # A retired KEK has no key material, so only reads under it fail.
             continue
     return ReadSnapshot(
         generation=generation,
         index=policy_index(session),
         active_principals=frozenset(active),
+        live_api_tokens=live_tokens,
         current_versions=versions,
         keks=keks,
     )

@@ -19,6 +19,8 @@ depends_on: str | Sequence[str] | None = (
 )
 
 FUNCTION = "keysteward_raise_read_generation"
+# Transaction-local flag: set once the transaction has raised the counter.
+RAISED_SETTING = "keysteward.read_generation_raised"
 # Tables whose changes can alter a secret read, with the columns whose update
 # counts (None: any update). Other updates, such as an API token's
 # last_used_at, leave cached read decisions valid.
@@ -77,6 +79,9 @@ def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         for table in WATCHED:
             op.execute(f"DROP TRIGGER IF EXISTS {table}_read_generation ON {table}")
+            op.execute(
+                f"DROP TRIGGER IF EXISTS {table}_read_generation_truncate ON {table}"
+            )
         op.execute(f"DROP FUNCTION IF EXISTS {FUNCTION}()")
     else:
         for table in WATCHED:
@@ -88,12 +93,22 @@ def downgrade() -> None:
 
 
 def _create_postgresql_triggers() -> None:
+    # The counter row is locked from its update to the commit. Raised by an
+    # ordinary trigger, it would be locked in the middle of a transaction, and
+    # two transactions that change watched rows in crossed order would
+    # deadlock on it. Deferred constraint triggers raise it at commit, after
+    # every other lock is taken, and a transaction-local setting makes the
+    # first of them raise it once for the whole transaction.
     op.execute(
         f"""
         CREATE OR REPLACE FUNCTION {FUNCTION}() RETURNS trigger
         LANGUAGE plpgsql AS $$
         BEGIN
-            {RAISE_POSTGRESQL};
+            IF current_setting('{RAISED_SETTING}', true) IS DISTINCT FROM 'on'
+            THEN
+                PERFORM set_config('{RAISED_SETTING}', 'on', true);
+                {RAISE_POSTGRESQL};
+            END IF;
             RETURN NULL;
         END;
         $$
@@ -101,10 +116,17 @@ def _create_postgresql_triggers() -> None:
     )
     for table, columns in WATCHED.items():
         update = "UPDATE" if columns is None else f"UPDATE OF {', '.join(columns)}"
-        # One raise per statement, so a bulk import costs one row update.
         op.execute(
-            f"CREATE TRIGGER {table}_read_generation "
-            f"AFTER INSERT OR DELETE OR TRUNCATE OR {update} ON {table} "
+            f"CREATE CONSTRAINT TRIGGER {table}_read_generation "
+            f"AFTER INSERT OR DELETE OR {update} ON {table} "
+            "DEFERRABLE INITIALLY DEFERRED "
+            f"FOR EACH ROW EXECUTE FUNCTION {FUNCTION}()"
+        )
+        # Constraint triggers cannot fire on TRUNCATE, which locks the whole
+        # table anyway.
+        op.execute(
+            f"CREATE TRIGGER {table}_read_generation_truncate "
+            f"AFTER TRUNCATE ON {table} "
             f"FOR EACH STATEMENT EXECUTE FUNCTION {FUNCTION}()"
         )
 
