@@ -129,6 +129,11 @@ def checked_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
     return checked
 
 
+# Values that JSON stores and returns unchanged; floats are left out because
+# NaN and infinity must be rejected.
+_PLAIN_JSON_TYPES = frozenset({str, int, bool, type(None)})
+
+
 def _checked_details(details: dict[str, Any] | None) -> dict[str, Any]:
     if details is None:
         return {}
@@ -136,6 +141,14 @@ def _checked_details(details: dict[str, Any] | None) -> dict[str, Any]:
         raise InvalidInputError(
             f"event details must be a JSON object, not {type(details).__name__}"
         )
+    if all(
+        isinstance(key, str) and type(value) in _PLAIN_JSON_TYPES
+        for key, value in details.items()
+    ):
+        # Already in the form the round trip below would give.
+        plain = dict(details)
+        _reject_secrets(plain, "details")
+        return plain
     try:
         encoded = canonical_json(details)
     except (TypeError, ValueError) as exc:

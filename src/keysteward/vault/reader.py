@@ -89,7 +89,11 @@ class SecretReader:
         self._snapshot: ReadSnapshot | None = None
         self._load_lock = threading.Lock()
         self._writer: EventWriter[PendingRead] = EventWriter(
-            store, self._prepare, refresh=self.refresh
+            store,
+            self._prepare,
+            refresh=self.refresh,
+            # SQLite commits are local writes, short enough for the loop.
+            inline=store.engine.dialect.name == "sqlite",
         )
 
     async def read(

@@ -524,3 +524,51 @@ def test_append_rebuilds_missing_head(store: Store) -> None:
         assert append_events(session, [_entry(2)]) == 3
     assert _recorded_numbers(store) == [0, 1, 2]
     assert _chain_problems(store) == []
+
+
+@pytest.fixture
+def inline_writer(store: Store, batches: Batches) -> Iterator[EventWriter[Entry]]:
+    created: EventWriter[Entry] = EventWriter(store, batches.prepare, inline=True)
+    yield created
+    created.close()
+
+
+def test_inline_submits_share_commit(
+    store: Store, inline_writer: EventWriter[Entry], batches: Batches
+) -> None:
+    errors = asyncio.run(_submit_all(inline_writer, [_entry(n) for n in range(64)]))
+    assert errors == [None] * 64
+    # Every submit ran before the one scheduled flush.
+    assert batches.sizes == [64]
+    assert _recorded_numbers(store) == list(range(64))
+    assert _chain_problems(store) == []
+
+
+def test_inline_invalid_entry_fails_alone(
+    store: Store, inline_writer: EventWriter[Entry]
+) -> None:
+    entries = [_entry(0), _entry(1, details={"leak": FAKE_TOKEN}), _entry(2)]
+    errors = asyncio.run(_submit_all(inline_writer, entries))
+    assert errors[0] is None
+    assert isinstance(errors[1], EventNotRecordedError)
+    assert isinstance(errors[1].__cause__, InvalidInputError)
+    assert errors[2] is None
+    assert _recorded_numbers(store) == [0, 2]
+    assert _chain_problems(store) == []
+
+
+def test_inline_failed_commit_raises(
+    store: Store, inline_writer: EventWriter[Entry]
+) -> None:
+    with events_rejected(store), pytest.raises(EventNotRecordedError):
+        asyncio.run(inline_writer.submit(_entry(0)))
+    asyncio.run(inline_writer.submit(_entry(1)))
+    assert _recorded_numbers(store) == [1]
+
+
+def test_inline_submit_after_close_raises(
+    inline_writer: EventWriter[Entry],
+) -> None:
+    inline_writer.close()
+    with pytest.raises(EventNotRecordedError):
+        asyncio.run(inline_writer.submit(_entry(0)))
