@@ -224,8 +224,11 @@ def test_missing_is_404_same(server: Server, name: str) -> None:
     assert shortcut.json()["error"]["code"] == "not_found"
     assert route.json() == shortcut.json()
     _assert_same_headers(shortcut, route)
-    # A permitted read of a missing value is not recorded on either path.
-    assert _read_events(server.store) == []
+    # A permitted read of a missing value is recorded as not found.
+    events = _read_events(server.store)
+    assert [event.outcome for event in events] == ["not_found", "not_found"]
+    assert [event.target_id for event in events] == [name, name]
+    assert _chain_problems(server.store) == []
 
 
 def test_explicit_version_same(server: Server) -> None:
@@ -560,7 +563,10 @@ def test_retired_current_404(server: Server, path: str) -> None:
     assert after.status_code == 404, after.text
     assert HUBSPOT_VALUE not in after.text
     events = _read_events(server.store)
-    assert _event_summary(events) == [("allowed", ACTOR, "retire-01", "127.0.0.1")]
+    assert _event_summary(events) == [
+        ("allowed", ACTOR, "retire-01", "127.0.0.1"),
+        ("not_found", ACTOR, "retire-02", "127.0.0.1"),
+    ]
     assert _chain_problems(server.store) == []
 
 

@@ -19,6 +19,7 @@ from keysteward.dependencies import (
     unauthorized,
 )
 from keysteward.events.errors import EventNotRecordedError
+from keysteward.events.services import record_event
 from keysteward.operators.roles import Perm
 from keysteward.pagination import ApiModel, Page, PageParams, page_of_list
 from keysteward.tokens.errors import AuthenticationError, ThrottledError
@@ -26,10 +27,11 @@ from keysteward.tokens.exchange import authenticate_bearer
 from keysteward.tokens.prefix import API_TOKEN_PREFIX
 from keysteward.tokens.principals import Principal
 from keysteward.transactions import run_transaction
-from keysteward.vault.errors import InvalidSecretError
+from keysteward.vault.errors import InvalidSecretError, SecretNotFoundError
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.schemas import SecretResponse
 from keysteward.vault.services import (
+    READ_ACTION,
     SecretRead,
     list_secrets,
     read_secret,
@@ -153,17 +155,46 @@ def _read_through_store(
         raise too_many_attempts(exc) from None
     except AuthenticationError:
         raise unauthorized() from None
-    return run_transaction(
+    try:
+        return run_transaction(
+            store,
+            lambda session: read_secret(
+                session,
+                keyring,
+                principal,
+                name,
+                version=version,
+                source=source,
+                via="api",
+                request_id=request_id,
+            ),
+        )
+    except SecretNotFoundError as exc:
+        # Only a permitted caller gets here, so the attempt is recorded.
+        _record_not_found(store, principal, name, source, request_id, str(exc))
+        raise
+
+
+def _record_not_found(
+    store: Store,
+    principal: Principal,
+    name: str,
+    source: str | None,
+    request_id: str | None,
+    reason: str,
+) -> None:
+    run_transaction(
         store,
-        lambda session: read_secret(
+        lambda session: record_event(
             session,
-            keyring,
-            principal,
-            name,
-            version=version,
-            source=source,
-            via="api",
+            actor=principal.label,
+            action=READ_ACTION,
+            target_type="secret",
+            target_id=name,
+            outcome="not_found",
+            source_address=source,
             request_id=request_id,
+            details={"reason": reason, "via": "api"},
         ),
     )
 

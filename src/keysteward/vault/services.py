@@ -36,7 +36,8 @@ from keysteward.vault.models import (
     VersionStatus,
 )
 
-SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
+# \Z, not $: $ also matches before a final newline.
+SECRET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\Z")
 MAX_SECRET_BYTES = 64 * 1024
 READ_ACTION = "secret.read"
 

@@ -78,7 +78,9 @@ class TestPutSecret:
             promote_version(session, "hubspot", 2, actor="t")
         assert _read(store, keyring, "hubspot") == b"next"
 
-    @pytest.mark.parametrize("name", ["", "has space", "../etc", "-leading", "a/b"])
+    @pytest.mark.parametrize(
+        "name", ["", "has space", "../etc", "-leading", "a/b", "trailing-newline\n"]
+    )
     def test_invalid_name_rejected(
         self, store: Store, keyring: KeyRing, name: str
     ) -> None:
