@@ -43,7 +43,7 @@ def format_timestamp(value: datetime) -> str:
     """Return ``value`` in the canonical form: UTC, microseconds, ``Z`` suffix."""
     moment = as_utc(value)
     assert moment is not None
-    # isoformat of a UTC time ends in "+00:00"; it is several times faster
+    # isoformat of a UTC time ends in "+00:00". It is several times faster
     # than strftime and gives the same text for the years 1000 to 9999.
     return moment.isoformat(timespec="microseconds")[:-6] + "Z"
 

@@ -1,16 +1,17 @@
 """Recording events for asyncio handlers in batched commits, off or on the loop.
 
-A handler awaits ``EventWriter.submit(item)``. The writer thread takes every
-item queued so far, calls ``prepare`` for their events inside one transaction,
-commits them together (one chain-head lock, one commit) and then wakes each
-handler on its own event loop. ``submit`` returns only after the item's event
-is committed, and raises EventNotRecordedError when it could not be, so a
-handler releases nothing that is not on record.
+A handler awaits ``EventWriter.submit(item)``. The writer (a thread, or the
+handlers' event loop when inline) takes every item queued so far, calls
+``prepare`` for their events inside one transaction, commits them together
+(one chain-head lock, one commit) and then wakes each handler. ``submit``
+returns only after the item's event is committed, and raises
+EventNotRecordedError when it could not be, so a handler releases nothing
+that is not on record.
 
 ``prepare`` runs inside the transaction that records the events, with a
 driver cursor, so it can check the store and change the items (for example,
 decide them again) before they are committed. It raises StaleBatchError when
-the items need state it must reload first; the writer then calls
+the items need state it must reload first. The writer then calls
 ``refresh`` outside the transaction and starts the batch again.
 """
 
@@ -52,7 +53,7 @@ Prepare = Callable[[Any, list[T]], list[Mapping[str, Any]]]
 
 
 class StaleBatchError(Exception):
-    """Raised by ``prepare`` when its cached state is out of date.
+    """The signal from ``prepare`` that its cached state is out of date.
 
     The writer rolls the transaction back, calls ``refresh`` and prepares
     the batch again in a new transaction.
@@ -270,7 +271,7 @@ class EventWriter(Generic[T]):
             try:
                 loop.call_soon_threadsafe(_resolve, futures, error)
             except RuntimeError:
-                # The loop closed (server shutdown); nobody waits any more.
+                # The loop closed at server shutdown, so no handler waits any more.
                 continue
 
 

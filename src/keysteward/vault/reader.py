@@ -3,7 +3,7 @@
 ``SecretReader.read`` decides a read of a secret's current version against
 the process's ``ReadSnapshot`` and hands the read event to an
 ``EventWriter``. The writer's transaction reads the stored read generation
-first; when it differs from the snapshot's, the transaction is rolled
+first. When it differs from the snapshot's, the transaction is rolled
 back, the snapshot is loaded again and the batch starts over, deciding
 every read again. So a read is released only on a decision that held when its
 event's transaction read the generation (on SQLite, until the commit,
@@ -35,7 +35,7 @@ from keysteward.vault.snapshot import (
 
 @dataclass
 class PendingRead:
-    """One read waiting for its event; the writer may decide it again."""
+    """One read waiting for its event, which the writer may decide again."""
 
     principal: Principal
     name: str
@@ -50,7 +50,7 @@ class PendingRead:
     failed: bool = False
 
     def decrypt(self) -> None:
-        """Decrypt the value of an allowed read; raise the bare DecryptionError."""
+        """Decrypt the value of an allowed read, or raise the bare DecryptionError."""
         self.value = None
         version = self.outcome.version
         if self.outcome.decision and version is not None:
@@ -107,7 +107,7 @@ class SecretReader:
         """Decide, record and decrypt one read of the current version of ``name``.
 
         Returns None when an allowed caller requests a secret without a
-        current version in the snapshot; the caller then reads through the
+        current version in the snapshot. The caller then reads through the
         store, which distinguishes a missing secret from a missing version. Raises
         EventNotRecordedError when the read event could not be committed,
         and DecryptionError, without recording the read, when the value

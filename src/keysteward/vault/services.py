@@ -8,7 +8,7 @@ into another row fails to decrypt.
 """
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -248,59 +248,6 @@ def find_version(session: Session, name: str, version: int | None) -> SecretVers
     return row
 
 
-@dataclass(frozen=True)
-class PreparedRead:
-    """A decided and decrypted read whose event is not written yet.
-
-    ``event`` contains the keyword arguments of ``record_event``. The value must
-    not leave the process before that event is committed.
-    """
-
-    read: SecretRead
-    event: dict[str, object] = field(repr=False)
-
-
-def prepare_secret_read(
-    session: Session,
-    keyring: KeyRing,
-    principal: Principal,
-    name: str,
-    *,
-    version: int | None = None,
-    source: str | None = None,
-    via: str = "cli",
-    request_id: str | None = None,
-) -> PreparedRead:
-    """Authorize and decrypt one read of ``name``, without recording it.
-
-    The caller must commit ``event`` before it releases the value, as
-    ``read_secret`` does. A denial is decided before
-    the secret is looked up, so a denied caller cannot tell whether the
-    secret exists. Raises SecretNotFoundError only to a permitted caller.
-    """
-    validate_secret_name(name)
-    decision = authorize_secret_read(session, principal, name)
-    details: dict[str, object] = {"reason": decision.reason, "via": via}
-    event: dict[str, object] = {
-        "actor": principal.label,
-        "action": READ_ACTION,
-        "target_type": "secret",
-        "target_id": name,
-        "source_address": source,
-        "request_id": request_id,
-        "details": details,
-    }
-    if not decision:
-        event["outcome"] = "denied"
-        return PreparedRead(SecretRead(decision, None), event)
-    row = find_version(session, name, version)
-    value = decrypt_version(session, keyring, row)
-    details["version"] = row.version
-    event["outcome"] = "allowed"
-    secret = SecretValue(name, row.version, value)
-    return PreparedRead(SecretRead(decision, secret), event)
-
-
 def read_secret(
     session: Session,
     keyring: KeyRing,
@@ -318,21 +265,31 @@ def read_secret(
     before the value is returned, so a read whose event cannot be written
     fails. The caller must commit the transaction before it releases the value.
     A denial is decided before the secret is looked up, so a denied caller
-    cannot tell whether the secret exists.
+    cannot tell whether the secret exists. Raises SecretNotFoundError only to
+    a permitted caller.
     """
-    prepared = prepare_secret_read(
+    validate_secret_name(name)
+    decision = authorize_secret_read(session, principal, name)
+    details: dict[str, object] = {"reason": decision.reason, "via": via}
+    read = SecretRead(decision, None)
+    if decision:
+        row = find_version(session, name, version)
+        value = decrypt_version(session, keyring, row)
+        details["version"] = row.version
+        read = SecretRead(decision, SecretValue(name, row.version, value))
+    record_event(
         session,
-        keyring,
-        principal,
-        name,
-        version=version,
-        source=source,
-        via=via,
+        actor=principal.label,
+        action=READ_ACTION,
+        target_type="secret",
+        target_id=name,
+        outcome="allowed" if decision else "denied",
+        source_address=source,
         request_id=request_id,
+        details=details,
     )
-    record_event(session, **prepared.event)  # type: ignore[arg-type]
     session.flush()
-    return prepared.read
+    return read
 
 
 def read_secret_as_operator(

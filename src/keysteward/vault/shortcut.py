@@ -1,8 +1,8 @@
 """A shorter path through the server for the most frequent request: a secret read.
 
-``GET /api/v1/secrets/{name}`` with an access token and no query string is
-answered here, in an ASGI middleware, without FastAPI's routing, dependency
-injection and response validation, which cost several times the read itself.
+This ASGI middleware serves ``GET /api/v1/secrets/{name}`` with an access
+token and no query string, without FastAPI's routing, dependency injection
+and response validation, which cost several times the read itself.
 Everything else, and every read this path cannot settle, goes on to the
 FastAPI route, which gives the same answers through the store: API tokens,
 failed access tokens (counted for throttling there), explicit versions, and
@@ -46,7 +46,7 @@ NOT_RECORDED_MESSAGE = "the read could not be recorded in the event log; retry l
 
 
 class SecretReadShortcut:
-    """Answer plain secret reads with an access token; pass on everything else."""
+    """Serve plain secret reads with an access token, and pass on everything else."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -77,7 +77,7 @@ class SecretReadShortcut:
             await self._respond(scope, send, 503, body, request_id, started)
             return
         except Exception as exc:
-            # The same answer as the app's handler of unexpected errors; the
+            # The same response as the app's handler of unexpected errors. The
             # message names no secret.
             log.error(
                 "unhandled %s on GET %s (request id %s)",
@@ -128,7 +128,8 @@ def secret_reader_of(state: Any) -> SecretReader:
     """Return the app's secret reader, creating it on first use."""
     reader: SecretReader | None = getattr(state, "secret_reader", None)
     if reader is None:
-        # Created on the event loop thread, so two requests cannot race here.
+        # Both callers are async handlers on the event loop thread, so two
+        # requests cannot race here.
         reader = SecretReader(state.store, state.keyring)
         state.secret_reader = reader
     return reader

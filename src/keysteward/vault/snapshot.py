@@ -2,9 +2,9 @@
 
 The API decides a read against a ``ReadSnapshot`` without a database query.
 The snapshot carries the read generation it was loaded at (see
-``ReadGeneration``), and the transaction that records the read compares it
-with the stored one, so a decision is only released when no change happened
-in between, or after it was made again on a fresh snapshot.
+``ReadGeneration``). The transaction that records a read compares it with
+the stored one. So a decision is released only when nothing changed in
+between, or after it was made again on a fresh snapshot.
 """
 
 import secrets

@@ -255,10 +255,10 @@ def test_crossed_updates_commit(store: Store, seeded: Seeded) -> None:
 
     The first departs a person and then edits a service account, which the
     second disables in between. Without the triggers the second commits at
-    once, and so it must with them: a counter raised in the middle of the
+    once, and it must with them too. A counter raised in the middle of the
     first would make the second wait for it while holding the account row
-    that the first needs next, a deadlock that PostgreSQL ends by aborting
-    one of them.
+    that the first needs next. PostgreSQL would end that deadlock by
+    aborting one of them.
     """
     if store.engine.dialect.name != "postgresql":
         pytest.skip("SQLite runs one writer at a time")
