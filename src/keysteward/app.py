@@ -143,6 +143,10 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
+        # Metrics come from /metrics (Prometheus). FastAPI's own OpenTelemetry
+        # hooks, on by default since 0.142, would check the global providers
+        # on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.store = store or open_store(settings)
     app.state.keyring = keyring or keyring_for_home(settings.home)

@@ -1,6 +1,8 @@
 """Request ids, security headers and Prometheus metrics for the HTTP app."""
 
+import itertools
 import logging
+import os
 import re
 import secrets
 import time
@@ -55,9 +57,32 @@ def request_id_of_scope(scope: Scope) -> str:
             break
     if _REQUEST_ID_PATTERN.fullmatch(offered):
         return offered
-    # 24 hex digits (96 random bits): shorter than the 32 characters at which
-    # the log redaction starts to treat random-looking text as a secret.
-    return secrets.token_hex(12)
+    return _new_request_id()
+
+
+class _RequestIds:
+    """Unique request ids: a random prefix per process and a counter.
+
+    24 hex digits, shorter than the 32 characters at which the log redaction
+    starts to treat random-looking text as a secret. The ids need to be
+    unique, not secret, and a counter costs no system call per request,
+    unlike reading 96 random bits.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self._prefix = secrets.token_hex(6)
+        self._counter = itertools.count(secrets.randbits(40))
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._counter) & 0xFFFFFFFFFFFF:012x}"
+
+
+_new_request_id = _RequestIds()
+# A forked server process starts a prefix of its own.
+os.register_at_fork(after_in_child=_new_request_id.reset)
 
 
 def route_template(request: Request) -> str:
@@ -150,11 +175,22 @@ class HttpMetrics:
             ["route"],
             registry=registry,
         )
+        self._series: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one request and record its time to the start of the response."""
-        self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(route).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            # labels() takes a lock and builds a tuple on each call, so each
+            # combination's children are looked up once.
+            series = (
+                self.requests.labels(method, route, str(status)),
+                self.latency.labels(route),
+            )
+            self._series[key] = series
+        series[0].inc()
+        series[1].observe(seconds)
 
 
 def install_observability(app: FastAPI) -> None:

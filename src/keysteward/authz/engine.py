@@ -260,7 +260,7 @@ class PolicyIndex:
         self._memo_deadline = (
             float("inf") if valid_until is None else valid_until.timestamp()
         )
-        self._memo: dict[tuple[str, str], Decision] = {}
+        self._memo: dict[tuple[str, str, frozenset[str] | None], Decision] = {}
 
     def check(
         self,
@@ -283,17 +283,24 @@ class PolicyIndex:
         """
         if resource is not None:
             permission = f"{resource}:{permission}"
-        memoizable = not context and at is None and roles is None
-        if memoizable:
-            cached = self._memo.get((principal, permission))
+        # A token's role subset arrives as a frozenset, which can be part of
+        # the memo key. Other collections are decided every time.
+        memo_key: tuple[str, str, frozenset[str] | None] | None = None
+        plain = not context and at is None
+        if plain and (roles is None or isinstance(roles, frozenset)):
+            memo_key = (principal, permission, roles)
+        if memo_key is not None:
+            cached = self._memo.get(memo_key)
             if cached is not None and time.time() < self._memo_deadline:
                 return cached
         now = as_utc(at) or utcnow()
         decision = self._decide(principal, permission, context, now, roles)
-        if memoizable and (self.valid_until is None or now < self.valid_until):
+        if memo_key is not None and (
+            self.valid_until is None or now < self.valid_until
+        ):
             if len(self._memo) >= MEMO_LIMIT:
                 self._memo.clear()
-            self._memo[(principal, permission)] = decision
+            self._memo[memo_key] = decision
         return decision
 
     def _decide(

@@ -47,11 +47,19 @@ def encrypt(key: bytes, plaintext: bytes, associated_data: bytes) -> bytes:
 def decrypt(key: bytes, sealed: bytes, associated_data: bytes) -> bytes:
     """Return the plaintext of ``sealed``, or raise DecryptionError."""
     _check_key(key, "key")
+    return decrypt_with(AESGCM(key), sealed, associated_data)
+
+
+def decrypt_with(cipher: AESGCM, sealed: bytes, associated_data: bytes) -> bytes:
+    """Return the plaintext of ``sealed`` under a cipher built once for its key.
+
+    Raises DecryptionError like ``decrypt``.
+    """
     if len(sealed) < NONCE_BYTES + TAG_BYTES:
         raise DecryptionError
     nonce, body = sealed[:NONCE_BYTES], sealed[NONCE_BYTES:]
     try:
-        return AESGCM(key).decrypt(nonce, body, associated_data)
+        return cipher.decrypt(nonce, body, associated_data)
     except InvalidTag:
         raise DecryptionError from None
 

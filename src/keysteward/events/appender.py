@@ -16,6 +16,7 @@ from sqlalchemy import Dialect
 from keysteward.clock import as_utc, utcnow
 from keysteward.events.chain import (
     GENESIS_DIGEST,
+    AppendedSpan,
     canonical_fields,
     compute_digest,
 )
@@ -75,16 +76,23 @@ _POSTGRESQL = _Statements(
 )
 
 
-def append_rows(cursor: Any, dialect: Dialect, checked: list[dict[str, Any]]) -> int:
-    """Chain and insert ``checked`` entries; return the newest sequence number.
+def append_rows(
+    cursor: Any,
+    dialect: Dialect,
+    checked: list[dict[str, Any]],
+    *,
+    write_locked: bool = False,
+) -> AppendedSpan:
+    """Chain and insert ``checked`` entries; return the span they take.
 
     ``checked`` comes from ``events.services.checked_entries``. The chain
     head is locked first (FOR UPDATE on PostgreSQL, SQLite's write lock
-    otherwise) and is recreated from the newest event when its row is
+    otherwise, unless ``write_locked`` says that the transaction began with
+    BEGIN IMMEDIATE) and is recreated from the newest event when its row is
     missing, which happens only after a TRUNCATE.
     """
     statements = _POSTGRESQL if dialect.name == "postgresql" else _SQLITE
-    if dialect.name != "postgresql":
+    if dialect.name != "postgresql" and not write_locked:
         cursor.execute(statements.touch_head)
     cursor.execute(statements.select_head)
     head = cursor.fetchone()
@@ -93,8 +101,9 @@ def append_rows(cursor: Any, dialect: Dialect, checked: list[dict[str, Any]]) ->
         cursor.execute(statements.select_head)
         head = cursor.fetchone()
     last_sequence, last_digest = int(head[0]), str(head[1])
+    start_sequence, start_digest = last_sequence, last_digest
     if not checked:
-        return last_sequence
+        return AppendedSpan(start_sequence, start_digest, last_sequence, last_digest)
     to_time = _bind_processor("occurred_at", dialect)
     to_json = _bind_processor("details", dialect)
     rows: list[tuple[Any, ...]] = []
@@ -134,7 +143,7 @@ def append_rows(cursor: Any, dialect: Dialect, checked: list[dict[str, Any]]) ->
         last_digest = digest
     cursor.executemany(statements.insert_event, rows)
     cursor.execute(statements.update_head, (last_sequence, last_digest))
-    return last_sequence
+    return AppendedSpan(start_sequence, start_digest, last_sequence, last_digest)
 
 
 def _bind_processor(column: str, dialect: Dialect) -> Callable[[Any], Any]:

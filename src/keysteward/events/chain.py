@@ -18,6 +18,7 @@ lowercase hex SHA-256 of the canonical form.
 import hashlib
 import itertools
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -32,11 +33,55 @@ from keysteward.events.models import Event, EventChainHead
 CANONICAL_FORMAT = 1
 GENESIS_DIGEST = "0" * 64
 HEAD_ROW_ID = 1
-# Key of session.info where each flush leaves the newest sequence it
-# appended, read by the automatic checkpoints after the commit.
-APPENDED_SEQUENCE_KEY = "keysteward.events.appended_sequence"
+# Key of session.info where a transaction's flushes leave the AppendedSpan
+# of its events, read by the automatic checkpoints after the commit.
+APPENDED_SPAN_KEY = "keysteward.events.appended_span"
 
 _creation_counter = itertools.count()
+
+
+@dataclass(frozen=True)
+class AppendedSpan:
+    """The events one transaction appended, as the chain heads around them.
+
+    ``start_sequence`` and ``start_digest`` are the head the transaction
+    found (the event before its first one), ``end_sequence`` and
+    ``end_digest`` the head it left.
+    """
+
+    start_sequence: int
+    start_digest: str
+    end_sequence: int
+    end_digest: str
+
+    def followed_by(self, later: "AppendedSpan") -> "AppendedSpan":
+        """Return the span from this one's start to the end of ``later``.
+
+        Raises ValueError when ``later`` does not start where this one ends.
+        """
+        if (later.start_sequence, later.start_digest) != (
+            self.end_sequence,
+            self.end_digest,
+        ):
+            raise ValueError(
+                f"appended span from sequence {later.start_sequence} does not "
+                f"continue the span ending at sequence {self.end_sequence}"
+            )
+        return AppendedSpan(
+            self.start_sequence, self.start_digest, later.end_sequence, later.end_digest
+        )
+
+
+def note_appended(info: dict[Any, Any], span: AppendedSpan) -> None:
+    """Add ``span`` to the span noted in a transaction's ``session.info``."""
+    earlier: AppendedSpan | None = info.get(APPENDED_SPAN_KEY)
+    # Flushes of one transaction hold the chain head lock throughout, so each
+    # one continues where the one before it ended, unless a savepoint rolled
+    # events back. Then only the newest span is kept.
+    try:
+        info[APPENDED_SPAN_KEY] = span if earlier is None else earlier.followed_by(span)
+    except ValueError:
+        info[APPENDED_SPAN_KEY] = span
 
 
 def format_timestamp(value: datetime) -> str:
@@ -55,9 +100,13 @@ def canonical_json(value: Any) -> str:
     cannot represent (sets, bytes, datetimes) or for non-string keys mixed
     with string keys.
     """
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
-    )
+    return _CANONICAL_ENCODER.encode(value)
+
+
+# Built once: json.dumps builds a new encoder for every call with options.
+_CANONICAL_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False
+)
 
 
 def canonical_fields(
@@ -147,6 +196,7 @@ def _link_new_events(session: Session, _context: Any, _instances: Any) -> None:
     pending.sort(key=lambda obj: obj.__dict__.get("_creation_order", 0))
     connection = session.connection()
     last_sequence, last_digest = lock_chain_head(connection)
+    start_sequence, start_digest = last_sequence, last_digest
     for recorded in pending:
         _fill_defaults(recorded)
         last_sequence += 1
@@ -159,7 +209,10 @@ def _link_new_events(session: Session, _context: Any, _instances: Any) -> None:
         .where(EventChainHead.id == HEAD_ROW_ID)
         .values(last_sequence=last_sequence, last_digest=last_digest)
     )
-    session.info[APPENDED_SEQUENCE_KEY] = last_sequence
+    note_appended(
+        session.info,
+        AppendedSpan(start_sequence, start_digest, last_sequence, last_digest),
+    )
 
 
 def _fill_defaults(recorded: Event) -> None:

@@ -11,8 +11,10 @@ private key, so checkpoints signed by a substituted key are detected too.
 import logging
 import os
 import stat
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -27,7 +29,8 @@ from keysteward.clock import utcnow
 from keysteward.db import Store
 from keysteward.errors import ConfigError
 from keysteward.events.chain import (
-    APPENDED_SEQUENCE_KEY,
+    APPENDED_SPAN_KEY,
+    AppendedSpan,
     format_timestamp,
     lock_chain_head,
 )
@@ -40,6 +43,13 @@ KEY_FILE_NAME = "checkpoint.key"
 PUBLIC_KEY_FILE_NAME = "checkpoint.pub"
 DEFAULT_CHECKPOINT_INTERVAL = 1000
 MESSAGE_PREFIX = b"keysteward event checkpoint v1\n"
+
+
+class ChainPoint(NamedTuple):
+    """An event's place in the chain: its sequence number and digest."""
+
+    sequence: int
+    digest: str
 
 
 def checkpoint_message(sequence: int, digest: str, created_at_text: str) -> bytes:
@@ -144,25 +154,38 @@ def _pin_public_key(path: Path, key: Ed25519PublicKey) -> None:
         handle.write(pem)
 
 
-def create_checkpoint(session: Session, home: Path) -> EventCheckpoint | None:
+def create_checkpoint(
+    session: Session, home: Path, trusted: ChainPoint | None = None
+) -> EventCheckpoint | None:
     """Sign and add a checkpoint at the newest event.
 
-    The events since the newest trusted checkpoint are verified first, so
-    a log that was tampered with is never signed. Returns the new
-    checkpoint, the existing one when the newest event is already
-    checkpointed, or None when the log is empty. Raises TamperedLogError
-    naming the first bad event.
+    ``trusted`` is a point of the chain that the caller computed or verified
+    itself, such as the end of its own appends. When the chain head is still
+    at that point, it is signed as it is. Otherwise the events after the
+    newest trusted checkpoint (or after ``trusted``, when its event still
+    has that digest and is newer) are verified first. So a checkpoint only
+    ever signs digests that this process computed or checked, and rows
+    changed after they were written show up in ``verify`` as mismatches.
+    Returns the new checkpoint, the existing one when the newest event is
+    already checkpointed, or None when the log is empty. Raises
+    TamperedLogError naming the first bad event.
     """
     key = load_signing_key(home)
     # Hold the chain head while verifying: otherwise appenders committing
     # between the verifier's reads make a consistent log look truncated.
-    lock_chain_head(session.connection())
-    _require_intact_log(session, home)
-    newest = session.execute(
-        select(Event.sequence, Event.digest).order_by(Event.sequence.desc()).limit(1)
-    ).first()
-    if newest is None:
-        return None
+    head = ChainPoint(*lock_chain_head(session.connection()))
+    if trusted is not None and trusted == head and head.sequence > 0:
+        newest = head
+    else:
+        _require_intact_log(session, home, trusted)
+        row = session.execute(
+            select(Event.sequence, Event.digest)
+            .order_by(Event.sequence.desc())
+            .limit(1)
+        ).first()
+        if row is None:
+            return None
+        newest = ChainPoint(row.sequence, row.digest)
     existing = session.scalars(
         select(EventCheckpoint)
         .where(EventCheckpoint.sequence == newest.sequence)
@@ -187,11 +210,13 @@ def create_checkpoint(session: Session, home: Path) -> EventCheckpoint | None:
     return checkpoint
 
 
-def _require_intact_log(session: Session, home: Path) -> None:
+def _require_intact_log(
+    session: Session, home: Path, trusted: ChainPoint | None
+) -> None:
     # Imported here because the verifier imports this module.
     from keysteward.events.verify import verify_since_checkpoint
 
-    report = verify_since_checkpoint(session, home)
+    report = verify_since_checkpoint(session, home, trusted)
     first = report.first_problem
     if first is not None:
         raise TamperedLogError(
@@ -217,18 +242,49 @@ def checkpoint_signature_valid(checkpoint: EventCheckpoint) -> bool:
     return True
 
 
+class TrustedHead:
+    """The newest point of the chain that this process wrote or verified itself.
+
+    It starts unknown, is set by each checkpoint the process signs, and
+    moves along with every commit of this process that appended right after
+    it. While no other writer appends in between, the next checkpoint then
+    signs that point without reading the events back.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._point: ChainPoint | None = None
+
+    @property
+    def point(self) -> ChainPoint | None:
+        return self._point
+
+    def follow(self, span: AppendedSpan) -> None:
+        """Move to the end of ``span`` if it starts at the current point."""
+        start = ChainPoint(span.start_sequence, span.start_digest)
+        with self._lock:
+            if self._point == start:
+                self._point = ChainPoint(span.end_sequence, span.end_digest)
+
+    def checkpointed(self, point: ChainPoint) -> None:
+        """Take a point just signed, unless this process already wrote past it."""
+        with self._lock:
+            if self._point is None or self._point.sequence < point.sequence:
+                self._point = point
+
+
 # The automatic checkpoint of each store that has them, by its session factory.
-_after_append_hooks: dict[int, Callable[[int], None]] = {}
+_after_append_hooks: dict[int, Callable[[AppendedSpan], None]] = {}
 
 
-def events_committed(store: Store, sequence: int) -> None:
+def events_committed(store: Store, span: AppendedSpan) -> None:
     """Sign a checkpoint if due, for a commit made outside a Session.
 
     Session commits run this by themselves once automatic checkpoints are on.
     """
     hook = _after_append_hooks.get(id(store.session_factory))
     if hook is not None:
-        hook(sequence)
+        hook(span)
 
 
 def enable_automatic_checkpoints(
@@ -248,12 +304,15 @@ def enable_automatic_checkpoints(
     # of the stored one, so commits that cannot have crossed a boundary skip
     # the query.
     known = {"checkpointed": 0}
+    trusted = TrustedHead()
 
-    def after_append(appended: int) -> None:
+    def after_append(span: AppendedSpan) -> None:
+        trusted.follow(span)
+        appended = span.end_sequence
         if appended // every <= known["checkpointed"] // every:
             return
         try:
-            known["checkpointed"] = _checkpoint_if_due(store, appended, every)
+            known["checkpointed"] = _checkpoint_if_due(store, appended, every, trusted)
         except Exception:
             log.exception(
                 "automatic event checkpoint failed", extra={"sequence": appended}
@@ -264,12 +323,12 @@ def enable_automatic_checkpoints(
         # transaction still holds its locks then, so wait for its own commit.
         if session.in_nested_transaction():
             return
-        appended = session.info.pop(APPENDED_SEQUENCE_KEY, None)
-        if appended is not None:
-            after_append(appended)
+        span = session.info.pop(APPENDED_SPAN_KEY, None)
+        if span is not None:
+            after_append(span)
 
     def after_rollback(session: Session, _previous: object) -> None:
-        session.info.pop(APPENDED_SEQUENCE_KEY, None)
+        session.info.pop(APPENDED_SPAN_KEY, None)
 
     event.listen(factory, "after_commit", after_commit)
     event.listen(factory, "after_soft_rollback", after_rollback)
@@ -283,14 +342,22 @@ def enable_automatic_checkpoints(
     return disable
 
 
-def _checkpoint_if_due(store: Store, appended: int, every: int) -> int:
+def _checkpoint_if_due(
+    store: Store, appended: int, every: int, trusted: TrustedHead
+) -> int:
     """Sign a checkpoint when ``appended`` crossed a boundary; return the newest one."""
+    signed: ChainPoint | None = None
     with store.session() as session:
         last_checkpointed = (
             session.scalar(select(func.max(EventCheckpoint.sequence))) or 0
         )
         if appended // every > last_checkpointed // every:
-            created = create_checkpoint(session, store.settings.home)
+            created = create_checkpoint(session, store.settings.home, trusted.point)
             if created is not None:
-                return created.sequence
-    return last_checkpointed
+                signed = ChainPoint(created.sequence, created.digest)
+    if signed is None:
+        return last_checkpointed
+    # Only after the commit, so a point is never trusted for a checkpoint
+    # that was rolled back.
+    trusted.checkpointed(signed)
+    return signed.sequence

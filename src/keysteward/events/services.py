@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from keysteward.clock import as_utc
 from keysteward.errors import InvalidInputError
 from keysteward.events.appender import append_rows
-from keysteward.events.chain import APPENDED_SEQUENCE_KEY, canonical_json
+from keysteward.events.chain import canonical_json, note_appended
 from keysteward.events.errors import AppendOnlyError
 from keysteward.events.models import Event
 from keysteward.logging import contains_known_secret
@@ -95,11 +95,11 @@ def append_events(session: Session, entries: Iterable[Mapping[str, Any]]) -> int
     assert driver is not None
     cursor = driver.cursor()
     try:
-        last_sequence = append_rows(cursor, connection.dialect, checked)
+        span = append_rows(cursor, connection.dialect, checked)
     finally:
         cursor.close()
-    session.info[APPENDED_SEQUENCE_KEY] = last_sequence
-    return last_sequence
+    note_appended(session.info, span)
+    return span.end_sequence
 
 
 def checked_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:

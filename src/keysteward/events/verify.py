@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from keysteward.events.chain import GENESIS_DIGEST, HEAD_ROW_ID, event_digest
 from keysteward.events.checkpoints import (
     PUBLIC_KEY_FILE_NAME,
+    ChainPoint,
     checkpoint_signature_valid,
     load_pinned_public_key,
     public_key_hex,
@@ -203,7 +204,9 @@ def verify_chain(
     return report
 
 
-def verify_since_checkpoint(session: Session, home: Path) -> VerifyReport:
+def verify_since_checkpoint(
+    session: Session, home: Path, trusted: ChainPoint | None = None
+) -> VerifyReport:
     """Check only the events after the newest trusted checkpoint.
 
     A checkpoint is trusted when its signature is valid and, if
@@ -212,6 +215,10 @@ def verify_since_checkpoint(session: Session, home: Path) -> VerifyReport:
     every later event must link to it. Without a trusted checkpoint the
     whole chain is checked. This is what a new checkpoint relies on, so
     signing costs time proportional to the events since the last one.
+
+    ``trusted`` is a newer point that the caller wrote or verified itself.
+    It is used in place of the checkpoint when its event still has that
+    digest, and ignored otherwise.
     """
     pinned = load_pinned_public_key(home)
     pinned_hex = public_key_hex(pinned) if pinned is not None else None
@@ -219,9 +226,20 @@ def verify_since_checkpoint(session: Session, home: Path) -> VerifyReport:
     report = VerifyReport()
     scan = _Scan(report, set())
     query = select(*Event.__table__.columns).order_by(Event.sequence, Event.id)
-    if anchor is not None:
+    anchored = None
+    if trusted is not None and (anchor is None or trusted.sequence > anchor.sequence):
         anchored = session.execute(
-            select(Event.id, Event.digest).where(Event.sequence == anchor.sequence)
+            select(Event.id, Event.sequence, Event.digest).where(
+                Event.sequence == trusted.sequence
+            )
+        ).first()
+        if anchored is not None and anchored.digest != trusted.digest:
+            anchored = None
+    if anchored is None and anchor is not None:
+        anchored = session.execute(
+            select(Event.id, Event.sequence, Event.digest).where(
+                Event.sequence == anchor.sequence
+            )
         ).first()
         if anchored is None or anchored.digest != anchor.digest:
             scan.add(
@@ -234,12 +252,14 @@ def verify_since_checkpoint(session: Session, home: Path) -> VerifyReport:
                 )
             )
             return report
-        scan.expected_sequence = anchor.sequence + 1
-        scan.previous_digest = anchor.digest
+    if anchored is not None:
+        anchor_point = ChainPoint(anchored.sequence, anchored.digest)
+        scan.expected_sequence = anchor_point.sequence + 1
+        scan.previous_digest = anchor_point.digest
         scan.previous_id = anchored.id
-        report.last_sequence = anchor.sequence
-        report.last_digest = anchor.digest
-        query = query.where(Event.sequence > anchor.sequence)
+        report.last_sequence = anchor_point.sequence
+        report.last_digest = anchor_point.digest
+        query = query.where(Event.sequence > anchor_point.sequence)
     for row in session.execute(query.execution_options(yield_per=_FETCH_BATCH)):
         scan.check(row)
     _check_head(session, report, scan)
@@ -250,16 +270,21 @@ def verify_since_checkpoint(session: Session, home: Path) -> VerifyReport:
 def _newest_trusted_checkpoint(
     session: Session, pinned_hex: str | None
 ) -> EventCheckpoint | None:
+    # Fetched a few at a time, because the first candidate is nearly always
+    # the one, and a long-lived log holds thousands of checkpoints.
     candidates = session.scalars(
-        select(EventCheckpoint).order_by(
-            EventCheckpoint.sequence.desc(), EventCheckpoint.id.desc()
-        )
+        select(EventCheckpoint)
+        .order_by(EventCheckpoint.sequence.desc(), EventCheckpoint.id.desc())
+        .execution_options(yield_per=8)
     )
-    for checkpoint in candidates:
-        if pinned_hex is not None and checkpoint.public_key != pinned_hex:
-            continue
-        if checkpoint_signature_valid(checkpoint):
-            return checkpoint
+    try:
+        for checkpoint in candidates:
+            if pinned_hex is not None and checkpoint.public_key != pinned_hex:
+                continue
+            if checkpoint_signature_valid(checkpoint):
+                return checkpoint
+    finally:
+        candidates.close()
     return None
 
 

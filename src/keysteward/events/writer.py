@@ -205,13 +205,16 @@ class EventWriter(Generic[T]):
         while True:
             driver: Any = self._connection().driver_connection
             cursor = driver.cursor()
+            is_sqlite = self._dialect.name != "postgresql"
             try:
-                if self._dialect.name != "postgresql":
+                if is_sqlite:
                     # sqlite3 runs in autocommit mode here (see db.py), so the
                     # transaction and its write lock start explicitly.
                     cursor.execute("BEGIN IMMEDIATE")
                 entries = checked_entries(self._prepare(cursor, items))
-                sequence = append_rows(cursor, self._dialect, entries)
+                span = append_rows(
+                    cursor, self._dialect, entries, write_locked=is_sqlite
+                )
                 driver.commit()
             except StaleBatchError:
                 self._rollback()
@@ -230,7 +233,7 @@ class EventWriter(Generic[T]):
                 continue
             finally:
                 cursor.close()
-            events_committed(self._store, sequence)
+            events_committed(self._store, span)
             return
 
     def _connection(self) -> PoolProxiedConnection:

@@ -43,6 +43,8 @@ ROUTE_PATH = "/api/v1/secrets/{name}"
 PATH_PREFIX = "/api/v1/secrets/"
 DENIED_MESSAGE = "not permitted to read this secret"
 NOT_RECORDED_MESSAGE = "the read could not be recorded in the event log; retry later"
+# Built once: json.dumps builds a new encoder for every call with options.
+_JSON_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
 class SecretReadShortcut:
@@ -104,7 +106,7 @@ class SecretReadShortcut:
         request_id: str,
         started: float,
     ) -> None:
-        encoded = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
+        encoded = _JSON_ENCODER.encode(body).encode()
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(encoded)).encode()),

@@ -12,6 +12,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -88,7 +89,7 @@ class ReadSnapshot:
     live_api_tokens: dict[int, datetime | None] = field(repr=False)
     current_versions: dict[str, CachedVersion] = field(repr=False)
     keks: dict[int, bytes] = field(repr=False)
-    _data_keys: dict[tuple[int, int], bytes] = field(default_factory=dict, repr=False)
+    _ciphers: dict[tuple[int, int], AESGCM] = field(default_factory=dict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def decide(self, principal: Principal, name: str) -> ReadOutcome:
@@ -112,12 +113,12 @@ class ReadSnapshot:
     def decrypt(self, version: CachedVersion) -> bytes:
         """Return the value of ``version``, or raise the bare DecryptionError.
 
-        Unwrapped data keys are kept for the snapshot's lifetime, next to the
-        KEKs that the key ring keeps for the process.
+        Unwrapped data keys are kept for the snapshot's lifetime, as ciphers
+        ready for use, next to the KEKs that the key ring keeps for the process.
         """
         key = (version.secret_id, version.version)
-        data_key = self._data_keys.get(key)
-        if data_key is None:
+        cipher = self._ciphers.get(key)
+        if cipher is None:
             kek = self.keks.get(version.kek_id)
             if kek is None:
                 raise aead.DecryptionError
@@ -128,10 +129,11 @@ class ReadSnapshot:
                     version.kek_id, version.secret_id, version.version
                 ),
             )
+            cipher = AESGCM(data_key)
             with self._lock:
-                self._data_keys[key] = data_key
-        return aead.decrypt(
-            data_key,
+                self._ciphers[key] = cipher
+        return aead.decrypt_with(
+            cipher,
             version.ciphertext,
             payload_associated_data(version.secret_id, version.version),
         )

@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from common.event_failures import REJECTED_MESSAGE, events_rejected
 from keysteward.db import Store
 from keysteward.errors import InvalidInputError
-from keysteward.events.chain import APPENDED_SEQUENCE_KEY
+from keysteward.events.chain import APPENDED_SPAN_KEY
 from keysteward.events.checkpoints import enable_automatic_checkpoints
 from keysteward.events.errors import EventNotRecordedError
 from keysteward.events.models import Event, EventChainHead, EventCheckpoint
@@ -459,7 +459,7 @@ def test_append_mixes_with_record(store: Store) -> None:
             ],
         )
         assert last == 4
-        assert session.info[APPENDED_SEQUENCE_KEY] == 4
+        assert session.info[APPENDED_SPAN_KEY].end_sequence == 4
 
     with store.session() as session:
         record_event(session, actor="operator:test", action="secret.retire")

@@ -8,8 +8,9 @@ back, all in one transaction so the shared PostgreSQL database keeps them.
 from pathlib import Path
 
 import pytest
-from sqlalchemy import JSON, Connection, TextClause, bindparam, func, select, text
+from sqlalchemy import JSON, bindparam, func, select, text
 
+from common.event_tampering import sql, tamper
 from keysteward.db import Store
 from keysteward.events.chain import canonical_fields, compute_digest
 from keysteward.events.checkpoints import create_checkpoint
@@ -21,11 +22,6 @@ from keysteward.events.verify import (
     verify_chain,
     verify_since_checkpoint,
 )
-
-_SQLITE_TRIGGERS = {
-    "events_no_update": "BEFORE UPDATE ON events",
-    "events_no_delete": "BEFORE DELETE ON events",
-}
 
 
 def _record(store: Store, count: int) -> list[int]:
@@ -39,44 +35,6 @@ def _record(store: Store, count: int) -> list[int]:
         )
         session.flush()
         return [e.id for e in recorded]
-
-
-def _sql(statement: str, **params: object) -> TextClause:
-    return text(statement).bindparams(**params)
-
-
-def _tamper(store: Store, *statements: TextClause) -> None:
-    with store.engine.begin() as connection:
-        _drop_triggers(connection)
-        for statement in statements:
-            connection.execute(statement)
-        _create_triggers(connection)
-
-
-def _drop_triggers(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("DROP TRIGGER events_append_only ON events"))
-        return
-    for name in _SQLITE_TRIGGERS:
-        connection.execute(text(f"DROP TRIGGER {name}"))
-
-
-def _create_triggers(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            text(
-                "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
-                "FOR EACH ROW EXECUTE FUNCTION keysteward_events_append_only()"
-            )
-        )
-        return
-    for name, timing in _SQLITE_TRIGGERS.items():
-        connection.execute(
-            text(
-                f"CREATE TRIGGER {name} {timing} "
-                "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
-            )
-        )
 
 
 def _verify(store: Store, home: Path | None = None) -> VerifyReport:
@@ -106,7 +64,7 @@ def _rehash_from(store: Store, sequence: int) -> None:
         )
         previous, digest = digest, compute_digest(fields)
         statements.append(
-            _sql(
+            sql(
                 "UPDATE events SET previous_digest = :previous, digest = :digest "
                 "WHERE id = :id",
                 previous=previous,
@@ -115,9 +73,9 @@ def _rehash_from(store: Store, sequence: int) -> None:
             )
         )
     statements.append(
-        _sql("UPDATE event_chain_head SET last_digest = :digest", digest=digest)
+        sql("UPDATE event_chain_head SET last_digest = :digest", digest=digest)
     )
-    _tamper(store, *statements)
+    tamper(store, *statements)
 
 
 def test_intact_log_is_valid(store: Store) -> None:
@@ -136,9 +94,9 @@ def test_empty_log_is_valid(store: Store) -> None:
 
 def test_changed_field_names_event(store: Store) -> None:
     ids = _record(store, 5)
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "UPDATE events SET actor = :actor WHERE id = :id",
             actor="mallory",
             id=ids[2],
@@ -156,7 +114,7 @@ def test_changed_field_names_event(store: Store) -> None:
 
 def test_changed_details_names_event(store: Store) -> None:
     ids = _record(store, 4)
-    _tamper(
+    tamper(
         store,
         text("UPDATE events SET details = :details WHERE id = :id").bindparams(
             bindparam("details", {"n": 1}, type_=JSON), id=ids[1]
@@ -170,7 +128,7 @@ def test_changed_details_names_event(store: Store) -> None:
 
 def test_removed_event_names_gap(store: Store) -> None:
     ids = _record(store, 5)
-    _tamper(store, _sql("DELETE FROM events WHERE id = :id", id=ids[1]))
+    tamper(store, sql("DELETE FROM events WHERE id = :id", id=ids[1]))
     report = _verify(store)
     first = report.first_problem
     assert first is not None
@@ -183,7 +141,7 @@ def test_removed_event_names_gap(store: Store) -> None:
 
 def test_removed_newest_event_detected(store: Store) -> None:
     ids = _record(store, 5)
-    _tamper(store, _sql("DELETE FROM events WHERE id = :id", id=ids[4]))
+    tamper(store, sql("DELETE FROM events WHERE id = :id", id=ids[4]))
     first = _verify(store).first_problem
     assert first is not None
     assert first.kind == "truncated"
@@ -193,19 +151,19 @@ def test_removed_newest_event_detected(store: Store) -> None:
 
 def test_swapped_rows_name_first(store: Store) -> None:
     ids = _record(store, 5)
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "UPDATE events SET sequence = :sequence WHERE id = :id",
             sequence=-1,
             id=ids[1],
         ),
-        _sql(
+        sql(
             "UPDATE events SET sequence = :sequence WHERE id = :id",
             sequence=2,
             id=ids[2],
         ),
-        _sql(
+        sql(
             "UPDATE events SET sequence = :sequence WHERE id = :id",
             sequence=3,
             id=ids[1],
@@ -221,9 +179,9 @@ def test_swapped_rows_name_first(store: Store) -> None:
 
 def test_inserted_event_detected(store: Store) -> None:
     _record(store, 3)
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "INSERT INTO events (occurred_at, actor, action, outcome, details, "
             "sequence, previous_digest, digest) VALUES ('2026-01-01 00:00:00', "
             "'mallory', 'role.grant', 'success', '{}', 0, :previous, :digest)",
@@ -242,9 +200,9 @@ def test_inserted_event_detected(store: Store) -> None:
 
 def test_rehashed_change_breaks_next_link(store: Store) -> None:
     ids = _record(store, 5)
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "UPDATE events SET actor = :actor WHERE id = :id",
             actor="mallory",
             id=ids[2],
@@ -267,9 +225,9 @@ def test_rehashed_change_breaks_next_link(store: Store) -> None:
                 details=changed.details,
             )
         )
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "UPDATE events SET digest = :digest WHERE id = :id",
             digest=forged,
             id=ids[2],
@@ -287,9 +245,9 @@ def test_fully_rehashed_chain_fails_checkpoint(store: Store, tmp_path: Path) -> 
     ids = _record(store, 5)
     with store.session() as session:
         create_checkpoint(session, tmp_path)
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "UPDATE events SET actor = :actor WHERE id = :id",
             actor="mallory",
             id=ids[1],
@@ -309,9 +267,9 @@ def test_rehash_undetected_without_checkpoint(store: Store) -> None:
     # write the database can rehash it. Checkpoints close that gap for the
     # events they cover.
     ids = _record(store, 3)
-    _tamper(
+    tamper(
         store,
-        _sql(
+        sql(
             "UPDATE events SET actor = :actor WHERE id = :id",
             actor="mallory",
             id=ids[1],
@@ -323,10 +281,10 @@ def test_rehash_undetected_without_checkpoint(store: Store) -> None:
 
 def test_problems_listed_in_chain_order(store: Store) -> None:
     ids = _record(store, 6)
-    _tamper(
+    tamper(
         store,
-        _sql("UPDATE events SET actor = :actor WHERE id = :id", actor="x", id=ids[4]),
-        _sql("UPDATE events SET actor = :actor WHERE id = :id", actor="y", id=ids[1]),
+        sql("UPDATE events SET actor = :actor WHERE id = :id", actor="x", id=ids[4]),
+        sql("UPDATE events SET actor = :actor WHERE id = :id", actor="y", id=ids[1]),
     )
     report = _verify(store)
     assert [p.sequence for p in report.problems] == [2, 5]
@@ -334,7 +292,7 @@ def test_problems_listed_in_chain_order(store: Store) -> None:
 
 def test_checkpoint_refuses_tampered_log(store: Store, tmp_path: Path) -> None:
     ids = _record(store, 3)
-    _tamper(store, _sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[0]))
+    tamper(store, sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[0]))
     with (
         pytest.raises(TamperedLogError, match=r"event 1 \(id \d+\) was changed"),
         store.session() as session,
@@ -350,7 +308,7 @@ def test_checkpoint_checks_after_anchor(store: Store, tmp_path: Path) -> None:
     with store.session() as session:
         create_checkpoint(session, tmp_path)
     ids += _record(store, 2)
-    _tamper(store, _sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[4]))
+    tamper(store, sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[4]))
     with (
         pytest.raises(TamperedLogError, match="event 5"),
         store.session() as session,
@@ -363,7 +321,7 @@ def test_checkpoint_detects_rehashed_anchor(store: Store, tmp_path: Path) -> Non
     with store.session() as session:
         create_checkpoint(session, tmp_path)
     _record(store, 1)
-    _tamper(store, _sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[0]))
+    tamper(store, sql("UPDATE events SET actor = 'x' WHERE id = :id", id=ids[0]))
     _rehash_from(store, 1)
     with (
         pytest.raises(TamperedLogError, match="no longer has the digest"),
