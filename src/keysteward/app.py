@@ -4,6 +4,7 @@ Every error leaves as ``{"error": {"code", "message", "details"}}``, and an
 unexpected exception becomes a 500 without a stack trace.
 """
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -124,6 +125,9 @@ def create_app(
         from keysteward.cluster.runtime import start_cluster_services
 
         cluster = start_cluster_services(app)
+        # The server's own tasks (its main task and this lifespan), which
+        # the secret reader tells apart from requests being served.
+        app.state.idle_tasks = frozenset(asyncio.all_tasks())
         yield
         cluster.stop()
         reader = getattr(app.state, "secret_reader", None)

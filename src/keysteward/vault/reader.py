@@ -11,8 +11,9 @@ because that transaction holds the write lock), and a read whose event
 cannot be committed fails.
 """
 
+import asyncio
 import threading
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,7 +84,13 @@ class PendingRead:
 class SecretReader:
     """Serve reads of current secret versions from a snapshot, each one recorded."""
 
-    def __init__(self, store: Store, keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        store: Store,
+        keyring: KeyRing,
+        idle_tasks: Collection["asyncio.Task[Any]"] | None = None,
+    ) -> None:
+        """``idle_tasks`` are the server's own tasks (see ``EventWriter``)."""
         self._store = store
         self._keyring = keyring
         self._snapshot: ReadSnapshot | None = None
@@ -94,6 +101,7 @@ class SecretReader:
             refresh=self.refresh,
             # SQLite commits are local writes, short enough for the loop.
             inline=store.engine.dialect.name == "sqlite",
+            idle_tasks=idle_tasks,
         )
 
     async def read(

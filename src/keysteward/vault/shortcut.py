@@ -132,7 +132,9 @@ def secret_reader_of(state: Any) -> SecretReader:
     if reader is None:
         # Both callers are async handlers on the event loop thread, so two
         # requests cannot race here.
-        reader = SecretReader(state.store, state.keyring)
+        reader = SecretReader(
+            state.store, state.keyring, getattr(state, "idle_tasks", None)
+        )
         state.secret_reader = reader
     return reader
 

@@ -572,3 +572,92 @@ def test_inline_submit_after_close_raises(
     inline_writer.close()
     with pytest.raises(EventNotRecordedError):
         asyncio.run(inline_writer.submit(_entry(0)))
+
+
+class TaskRecorder(Batches):
+    """Batches that also record which task ran each ``prepare``.
+
+    None means the loop's scheduled flush ran it, outside any task.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tasks: list[asyncio.Task[Any] | None] = []
+
+    def prepare(self, cursor: Any, items: list[Entry]) -> list[Mapping[str, Any]]:
+        self.tasks.append(asyncio.current_task())
+        return super().prepare(cursor, items)
+
+
+async def _submit_with_idle_tasks(
+    store: Store, recorder: TaskRecorder, entries: list[Entry]
+) -> list[BaseException | None]:
+    # The running test task plays the server's own task, as in the app.
+    created: EventWriter[Entry] = EventWriter(
+        store,
+        recorder.prepare,
+        inline=True,
+        idle_tasks=frozenset(asyncio.all_tasks()),
+    )
+    try:
+        results = []
+        for entry in entries:
+            results.extend(await _results(asyncio.create_task(created.submit(entry))))
+        return results
+    finally:
+        created.close()
+
+
+def test_alone_submit_commits_at_once(store: Store) -> None:
+    recorder = TaskRecorder()
+    errors = asyncio.run(
+        _submit_with_idle_tasks(store, recorder, [_entry(0), _entry(1)])
+    )
+    assert errors == [None, None]
+    assert recorder.sizes == [1, 1]
+    # Committed inside the submitting task, not in a later flush.
+    assert None not in recorder.tasks
+    assert _recorded_numbers(store) == [0, 1]
+
+
+def test_alone_failed_commit_raises(store: Store) -> None:
+    recorder = TaskRecorder()
+    with events_rejected(store):
+        errors = asyncio.run(_submit_with_idle_tasks(store, recorder, [_entry(0)]))
+    assert isinstance(errors[0], EventNotRecordedError)
+    assert _recorded_numbers(store) == []
+
+
+def test_busy_loop_defers_commit(store: Store) -> None:
+    recorder = TaskRecorder()
+
+    async def submit_together() -> list[BaseException | None]:
+        created: EventWriter[Entry] = EventWriter(
+            store,
+            recorder.prepare,
+            inline=True,
+            idle_tasks=frozenset(asyncio.all_tasks()),
+        )
+        try:
+            tasks = [asyncio.create_task(created.submit(_entry(n))) for n in range(8)]
+            return await _results(*tasks)
+        finally:
+            created.close()
+
+    errors = asyncio.run(submit_together())
+    assert errors == [None] * 8
+    # Each submit saw the other tasks, so all eight waited for one flush.
+    assert recorder.sizes == [8]
+    assert recorder.tasks == [None]
+
+
+def test_no_idle_tasks_defers_commit(store: Store) -> None:
+    recorder = TaskRecorder()
+    created: EventWriter[Entry] = EventWriter(store, recorder.prepare, inline=True)
+    try:
+        asyncio.run(created.submit(_entry(0)))
+    finally:
+        created.close()
+    assert recorder.sizes == [1]
+    assert recorder.tasks == [None]
+    assert _recorded_numbers(store) == [0]
