@@ -58,4 +58,6 @@ def serve(
         port=port,
         log_level=state.settings.log_level.lower(),
         access_log=False,
+        # No "server: uvicorn" header, which tells a caller only what to attack.
+        server_header=False,
     )

@@ -7,6 +7,7 @@ canonical form and digests) and writes them with plain SQL in the cursor's
 transaction. The caller owns the transaction.
 """
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -148,9 +149,22 @@ def append_rows(
 
 def _bind_processor(column: str, dialect: Dialect) -> Callable[[Any], Any]:
     """Return the function that turns a Python value into the driver's value."""
-    column_type = Event.__table__.c[column].type
-    processor = column_type.dialect_impl(dialect).bind_processor(dialect)
-    return processor if processor is not None else _unchanged
+    by_column = _bind_processors.setdefault(dialect, {})
+    processor = by_column.get(column)
+    if processor is None:
+        column_type = Event.__table__.c[column].type
+        found = column_type.dialect_impl(dialect).bind_processor(dialect)
+        processor = found if found is not None else _unchanged
+        by_column[column] = processor
+    return processor
+
+
+# Kept per dialect object, which lives as long as its engine, because
+# looking a processor up costs as much as applying it to a whole row.
+_Processors = dict[str, Callable[[Any], Any]]
+_bind_processors: "weakref.WeakKeyDictionary[Dialect, _Processors]" = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def _unchanged(value: Any) -> Any:
