@@ -58,6 +58,6 @@ def serve(
         port=port,
         log_level=state.settings.log_level.lower(),
         access_log=False,
-        # No "server: uvicorn" header, which tells a caller only what to attack.
+        # No "server: uvicorn" header, which names the server software to callers.
         server_header=False,
     )

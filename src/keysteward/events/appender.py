@@ -84,12 +84,12 @@ def append_rows(
     *,
     write_locked: bool = False,
 ) -> AppendedSpan:
-    """Chain and insert ``checked`` entries; return the span they take.
+    """Chain and insert ``checked`` entries, and return the span they take.
 
     ``checked`` comes from ``events.services.checked_entries``. The chain
     head is locked first (FOR UPDATE on PostgreSQL, SQLite's write lock
-    otherwise, unless ``write_locked`` says that the transaction began with
-    BEGIN IMMEDIATE) and is recreated from the newest event when its row is
+    otherwise, unless ``write_locked`` is true because the transaction began
+    with BEGIN IMMEDIATE) and is recreated from the newest event when its row is
     missing, which happens only after a TRUNCATE.
     """
     statements = _POSTGRESQL if dialect.name == "postgresql" else _SQLITE

@@ -271,7 +271,7 @@ def _newest_trusted_checkpoint(
     session: Session, pinned_hex: str | None
 ) -> EventCheckpoint | None:
     # Fetched a few at a time, because the first candidate is nearly always
-    # the one, and a long-lived log holds thousands of checkpoints.
+    # the one, and a long-lived log contains thousands of checkpoints.
     candidates = session.scalars(
         select(EventCheckpoint)
         .order_by(EventCheckpoint.sequence.desc(), EventCheckpoint.id.desc())
