@@ -590,8 +590,9 @@ class TaskRecorder(Batches):
 
 
 async def _submit_with_idle_tasks(
-    store: Store, recorder: TaskRecorder, entries: list[Entry]
+    store: Store, recorder: TaskRecorder, entries: list[Entry], *, together: bool
 ) -> list[BaseException | None]:
+    """Submit each entry from a task of its own, one after another or together."""
     # The running test task plays the server's own task, as in the app.
     created: EventWriter[Entry] = EventWriter(
         store,
@@ -600,6 +601,9 @@ async def _submit_with_idle_tasks(
         idle_tasks=frozenset(asyncio.all_tasks()),
     )
     try:
+        if together:
+            tasks = [asyncio.create_task(created.submit(entry)) for entry in entries]
+            return await _results(*tasks)
         results = []
         for entry in entries:
             results.extend(await _results(asyncio.create_task(created.submit(entry))))
@@ -610,8 +614,9 @@ async def _submit_with_idle_tasks(
 
 def test_alone_submit_commits_at_once(store: Store) -> None:
     recorder = TaskRecorder()
+    entries = [_entry(0), _entry(1)]
     errors = asyncio.run(
-        _submit_with_idle_tasks(store, recorder, [_entry(0), _entry(1)])
+        _submit_with_idle_tasks(store, recorder, entries, together=False)
     )
     assert errors == [None, None]
     assert recorder.sizes == [1, 1]
@@ -623,28 +628,19 @@ def test_alone_submit_commits_at_once(store: Store) -> None:
 def test_alone_failed_commit_raises(store: Store) -> None:
     recorder = TaskRecorder()
     with events_rejected(store):
-        errors = asyncio.run(_submit_with_idle_tasks(store, recorder, [_entry(0)]))
+        errors = asyncio.run(
+            _submit_with_idle_tasks(store, recorder, [_entry(0)], together=False)
+        )
     assert isinstance(errors[0], EventNotRecordedError)
     assert _recorded_numbers(store) == []
 
 
 def test_busy_loop_defers_commit(store: Store) -> None:
     recorder = TaskRecorder()
-
-    async def submit_together() -> list[BaseException | None]:
-        created: EventWriter[Entry] = EventWriter(
-            store,
-            recorder.prepare,
-            inline=True,
-            idle_tasks=frozenset(asyncio.all_tasks()),
-        )
-        try:
-            tasks = [asyncio.create_task(created.submit(_entry(n))) for n in range(8)]
-            return await _results(*tasks)
-        finally:
-            created.close()
-
-    errors = asyncio.run(submit_together())
+    entries = [_entry(n) for n in range(8)]
+    errors = asyncio.run(
+        _submit_with_idle_tasks(store, recorder, entries, together=True)
+    )
     assert errors == [None] * 8
     # Each submit saw the other tasks, so all eight waited for one flush.
     assert recorder.sizes == [8]
