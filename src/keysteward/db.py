@@ -63,6 +63,23 @@ class Store:
         with self.session_factory.begin() as session:
             yield session
 
+    @contextmanager
+    def snapshot(self) -> Iterator[Session]:
+        """Yield a session whose queries all read one state of the database.
+
+        For reports that read several tables, or one table twice, while other
+        processes write. PostgreSQL runs the transaction at REPEATABLE READ,
+        because at its default READ COMMITTED each query sees the newest
+        commits. SQLite sessions read one state already, because each one
+        starts with BEGIN IMMEDIATE.
+        """
+        with self.session_factory.begin() as session:
+            if self.engine.dialect.name == "postgresql":
+                session.connection(
+                    execution_options={"isolation_level": "REPEATABLE READ"}
+                )
+            yield session
+
     @property
     def url(self) -> str:
         return redact_url(self.settings.resolved_database_url)

@@ -177,7 +177,9 @@ def verify_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     state = state_of(ctx)
     store = state.store
     show_progress = not json_output and sys.stderr.isatty()
-    with store.session() as session:
+    # One snapshot, so events appended while it runs do not look like a
+    # chain head ahead of the newest event.
+    with store.snapshot() as session:
         if show_progress:
             report = _verify_with_progress(session, state.settings.home)
         else:

@@ -180,6 +180,9 @@ def verify_chain(
     ``home`` is the folder holding ``checkpoint.pub``; without it, or without
     that file, checkpoints are checked only against the keys stored with
     them. ``progress`` is called with the number of events checked so far.
+    Run it in ``Store.snapshot()`` while others may append: at PostgreSQL's
+    READ COMMITTED, an event committed between the scan and the head query
+    is reported as truncation.
     """
     report = VerifyReport()
     checkpoints = list(

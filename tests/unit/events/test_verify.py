@@ -340,3 +340,23 @@ def test_verify_since_checkpoint_intact(store: Store, tmp_path: Path) -> None:
     assert report.valid, report.problems
     assert report.events_checked == 2
     assert report.last_sequence == 5
+
+
+def test_append_during_verify_ignored(store: Store) -> None:
+    """An event committed while verify runs is outside its snapshot."""
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite verify holds the write lock, so nothing can append")
+    _record(store, 3)
+    appended: list[int] = []
+
+    def append_once(_checked: int) -> None:
+        # Called after the scan and before the chain head is read.
+        if not appended:
+            appended.extend(_record(store, 1))
+
+    with store.snapshot() as session:
+        report = verify_chain(session, progress=append_once)
+
+    assert len(appended) == 1
+    assert report.problems == []
+    assert report.last_sequence == 3
