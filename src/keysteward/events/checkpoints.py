@@ -161,20 +161,22 @@ def create_checkpoint(
 
     ``trusted`` is a point of the chain that the caller computed or verified
     itself, such as the end of its own appends. When the chain head is still
-    at that point, it is signed as it is. Otherwise the events after the
-    newest trusted checkpoint (or after ``trusted``, when its event still
-    has that digest and is newer) are verified first. So a checkpoint only
-    ever signs digests that this process computed or checked, and rows
-    changed after they were written show up in ``verify`` as mismatches.
-    Returns the new checkpoint, the existing one when the newest event is
-    already checkpointed, or None when the log is empty. Raises
-    TamperedLogError naming the first bad event.
+    at that point, it is signed as it is. Otherwise the events after
+    ``trusted`` (or after the newest trusted checkpoint, when that is newer)
+    are verified first, and a ``trusted`` event that is missing or changed
+    counts as tampering. So a checkpoint only ever signs digests that this
+    process computed or checked. Returns the new checkpoint, the existing
+    one when the newest event is already checkpointed, or None when the log
+    is empty. Raises TamperedLogError naming the first bad event.
     """
     key = load_signing_key(home)
     # Hold the chain head while verifying: otherwise appenders committing
     # between the verifier's reads make a consistent log look truncated.
     head = ChainPoint(*lock_chain_head(session.connection()))
     if trusted is not None and trusted == head and head.sequence > 0:
+        # NOTE: the events before the head are not read again, so a row
+        # changed after this process wrote it is found by a full verify
+        # (against this checkpoint), not by refusing to sign.
         newest = head
     else:
         _require_intact_log(session, home, trusted)
@@ -295,7 +297,8 @@ def enable_automatic_checkpoints(
     The checkpoint is written in its own transaction right after the commit
     that crossed the boundary, with the key in the store's home folder. A
     failure is logged and does not undo the events, which are already
-    committed. Returns a function that turns the behaviour off again.
+    committed. It is tried again at the next boundary. Returns a function
+    that turns the behaviour off again.
     """
     if every < 1:
         raise ConfigError(f"invalid checkpoint interval {every}: must be at least 1")
@@ -303,19 +306,27 @@ def enable_automatic_checkpoints(
     # The highest checkpointed sequence this process has seen, a lower bound
     # of the stored one, so commits that cannot have crossed a boundary skip
     # the query.
-    known = {"checkpointed": 0}
+    # The interval whose checkpoint failed last, so a log that fails
+    # verification is reported once per interval, not after every commit.
+    known = {"checkpointed": 0, "failed_interval": -1}
     trusted = TrustedHead()
 
     def after_append(span: AppendedSpan) -> None:
         trusted.follow(span)
         appended = span.end_sequence
-        if appended // every <= known["checkpointed"] // every:
+        interval = appended // every
+        if interval <= known["checkpointed"] // every:
+            return
+        if interval == known["failed_interval"]:
             return
         try:
             known["checkpointed"] = _checkpoint_if_due(store, appended, every, trusted)
         except Exception:
+            known["failed_interval"] = interval
             log.exception(
-                "automatic event checkpoint failed", extra={"sequence": appended}
+                "automatic event checkpoint failed; retrying after %d more events",
+                every,
+                extra={"sequence": appended},
             )
 
     def after_commit(session: Session) -> None:

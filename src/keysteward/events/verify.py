@@ -219,9 +219,10 @@ def verify_since_checkpoint(
     whole chain is checked. This is what a new checkpoint relies on, so
     signing costs time proportional to the events since the last one.
 
-    ``trusted`` is a newer point that the caller wrote or verified itself.
-    It is used in place of the checkpoint when its event still has that
-    digest, and ignored otherwise.
+    ``trusted`` is a newer point that the caller wrote or verified itself,
+    used in place of the checkpoint. When its event is missing or has
+    another digest, the events were changed after the caller saw them, and
+    that is reported as the first problem.
     """
     pinned = load_pinned_public_key(home)
     pinned_hex = public_key_hex(pinned) if pinned is not None else None
@@ -236,8 +237,9 @@ def verify_since_checkpoint(
                 Event.sequence == trusted.sequence
             )
         ).first()
-        if anchored is not None and anchored.digest != trusted.digest:
-            anchored = None
+        if anchored is None or anchored.digest != trusted.digest:
+            scan.add(_moved_trusted_point(trusted, anchored))
+            return report
     if anchored is None and anchor is not None:
         anchored = session.execute(
             select(Event.id, Event.sequence, Event.digest).where(
@@ -268,6 +270,25 @@ def verify_since_checkpoint(
     _check_head(session, report, scan)
     report.problems.sort(key=_problem_order)
     return report
+
+
+def _moved_trusted_point(trusted: ChainPoint, anchored: Any) -> Problem:
+    written = f"{trusted.digest[:16]}..."
+    if anchored is None:
+        return Problem(
+            trusted.sequence,
+            None,
+            "missing",
+            f"event {trusted.sequence} is missing, but this process saw it with "
+            f"digest {written} (events were removed or the database was replaced)",
+        )
+    return Problem(
+        trusted.sequence,
+        anchored.id,
+        "changed",
+        f"event {trusted.sequence} no longer has the digest {written} that this "
+        "process saw (events were changed or the database was replaced)",
+    )
 
 
 def _newest_trusted_checkpoint(

@@ -2,8 +2,8 @@
 
 A process trusts the end of its own appends when they follow on from a point
 it verified or signed. It signs that point without reading the events back,
-and verifies from it (not from the older checkpoint) when another writer
-appended in between.
+verifies from it (not from the older checkpoint) when another writer
+appended in between, and refuses to sign when that point was changed.
 """
 
 import logging
@@ -23,6 +23,7 @@ from keysteward.events.checkpoints import (
     create_checkpoint,
     enable_automatic_checkpoints,
 )
+from keysteward.events.errors import TamperedLogError
 from keysteward.events.models import Event, EventCheckpoint
 from keysteward.events.services import record_events
 from keysteward.events.verify import verify_chain, verify_since_checkpoint
@@ -187,17 +188,46 @@ def test_foreign_valid_append_signed(store: Store, checkpointed: Store) -> None:
         assert verify_chain(session, checkpointed.settings.home).valid
 
 
-def test_stale_trusted_point_ignored(store: Store, tmp_path: Path) -> None:
+def test_changed_trusted_point_reported(store: Store, tmp_path: Path) -> None:
     _record(store, 3)
     wrong = ChainPoint(2, "0" * 64)
     with store.session() as session:
         report = verify_since_checkpoint(session, tmp_path, wrong)
-        checkpoint = create_checkpoint(session, tmp_path, wrong)
+        with pytest.raises(TamperedLogError, match="event 2 no longer has"):
+            create_checkpoint(session, tmp_path, wrong)
 
-    assert report.valid
-    assert report.events_checked == 3
-    assert checkpoint is not None
-    assert checkpoint.sequence == 3
+    first = report.first_problem
+    assert first is not None
+    assert first.sequence == 2
+    assert first.kind == "changed"
+
+
+def test_removed_own_events_refused(
+    checkpointed: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    _record(checkpointed, EVERY)
+    _record(checkpointed, 3)
+    # Remove this process's newest events and point the head back, so the
+    # shortened chain is consistent from the checkpoint on. The appends
+    # after it reuse sequences 7 and 8 with other digests.
+    kept = _point(checkpointed, EVERY + 1)
+    tamper(
+        checkpointed,
+        sql("DELETE FROM events WHERE sequence > :kept", kept=kept.sequence),
+        sql(
+            "UPDATE event_chain_head SET last_sequence = :sequence, "
+            "last_digest = :digest WHERE id = 1",
+            sequence=kept.sequence,
+            digest=kept.digest,
+        ),
+    )
+
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.checkpoints"):
+        _record(checkpointed, EVERY)
+
+    assert _checkpoint_sequences(checkpointed) == [EVERY]
+    assert "event 8 no longer has the digest" in caplog.text
+    assert caplog.text.count("automatic event checkpoint failed") == 1
 
 
 def test_trusted_point_shortens_verification(store: Store, tmp_path: Path) -> None:
