@@ -46,6 +46,12 @@ DEFAULT_MAX_BATCH = 256
 COMMIT_ATTEMPTS = DEFAULT_ATTEMPTS
 # Times a batch is prepared again after its cached state went out of date.
 STALE_ATTEMPTS = 5
+# How long an inline writer retries while another connection holds SQLite's
+# write lock: the busy timeout that db.py gives every other connection.
+LOCK_WAIT_SECONDS = 30.0
+# The first and the largest pause between those retries, in seconds.
+FIRST_LOCK_RETRY = 0.001
+MAX_LOCK_RETRY = 0.05
 
 # Called in the batch's transaction with a driver cursor (sqlite3 or
 # psycopg), returns the event entries of the items.
@@ -58,6 +64,18 @@ class StaleBatchError(Exception):
     The writer rolls the transaction back, calls ``refresh`` and prepares
     the batch again in a new transaction.
     """
+
+
+class _Deferred(Exception):
+    """The signal that an inline batch must wait, without blocking the loop.
+
+    ``refresh`` is True when the cached state must be reloaded first, and
+    False when another connection holds SQLite's write lock.
+    """
+
+    def __init__(self, refresh: bool) -> None:
+        super().__init__("refresh" if refresh else "locked")
+        self.refresh = refresh
 
 
 def _is_conflict(exc: BaseException) -> bool:
@@ -83,6 +101,10 @@ class EventWriter(Generic[T]):
     That saves two thread hand-offs per batch, and suits SQLite, whose commit
     is a local write, but not PostgreSQL, whose round trips would stall the
     loop. An inline writer takes submits from one event loop only.
+
+    An inline writer never waits on the loop: when another connection holds
+    SQLite's write lock, the batch is tried again later (for up to
+    LOCK_WAIT_SECONDS), and a reload of stale state runs in a thread.
 
     ``idle_tasks`` are the tasks that the loop runs when it serves no
     request, such as the server's own. When an inline submit finds that the
@@ -115,6 +137,11 @@ class EventWriter(Generic[T]):
         self._inline = inline
         self._idle_tasks = idle_tasks
         self._flush_scheduled = False
+        # Inline only: when the write lock was first found taken, the pause
+        # before the next try, and the reloads since the last commit.
+        self._locked_since: float | None = None
+        self._lock_retry = FIRST_LOCK_RETRY
+        self._reloads = 0
 
     async def submit(self, item: T) -> None:
         """Wait until the event of ``item`` is committed.
@@ -128,10 +155,10 @@ class EventWriter(Generic[T]):
             if self._closed:
                 raise EventNotRecordedError("the event writer is stopped")
             submitted = _Submitted(item, future, loop)
-            if not self._queue and self._alone(loop):
+            if not self._queue and not self._flush_scheduled and self._alone(loop):
+                # Settles the future, unless the batch had to wait.
                 self._write([submitted])
-                # Raises the EventNotRecordedError that a failed write set.
-                future.result()
+                await future
                 return
             self._queue.append(submitted)
             if not self._flush_scheduled:
@@ -174,16 +201,64 @@ class EventWriter(Generic[T]):
         if self._inline:
             # Called on the writer's event loop, as every inline flush is.
             self._flush_inline()
+            if self._queue:
+                # Waiting for the write lock or a reload, which will not come.
+                stopped = EventNotRecordedError("the event writer is stopped")
+                self._settle(self._queue, stopped)
+                self._queue = []
             if self._pooled_connection is not None:
-                self._pooled_connection.close()
-                self._pooled_connection = None
+                self._release_connection()
 
     def _flush_inline(self) -> None:
         self._flush_scheduled = False
         while self._queue:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
-            self._write(batch)
+            if not self._write(batch):
+                # The batch waits again, and a later flush was scheduled.
+                return
+
+    def _defer(self, batch: list[_Submitted[T]], deferred: _Deferred) -> None:
+        """Queue ``batch`` again and schedule the flush that retries it."""
+        self._queue[:0] = batch
+        self._flush_scheduled = True
+        loop = batch[0].loop
+        if deferred.refresh:
+            self._reloads += 1
+            # The reload reads the store, which may wait for the write lock
+            # too, so it runs in a thread and the flush follows it.
+            reload = loop.run_in_executor(None, self._refresh_or_log)
+            reload.add_done_callback(lambda _done: self._flush_inline())
+            return
+        now = time.monotonic()
+        if self._locked_since is None:
+            self._locked_since = now
+            self._lock_retry = FIRST_LOCK_RETRY
+        if now - self._locked_since > LOCK_WAIT_SECONDS:
+            log.error(
+                "event commit failed: the database stayed locked by another "
+                "writer for %.0f s",
+                LOCK_WAIT_SECONDS,
+            )
+            error = EventNotRecordedError(
+                "the event log stayed locked by another writer; retry later"
+            )
+            self._settle(self._queue, error)
+            self._queue = []
+            self._flush_scheduled = False
+            self._locked_since = None
+            return
+        loop.call_later(self._lock_retry, self._flush_inline)
+        self._lock_retry = min(self._lock_retry * 2, MAX_LOCK_RETRY)
+
+    def _refresh_or_log(self) -> None:
+        # The flush after it tries the batch again, and fails it after
+        # STALE_ATTEMPTS reloads.
+        assert self._refresh is not None
+        try:
+            self._refresh()
+        except Exception as exc:
+            log.error("reloading the event writer's cached state failed: %s", exc)
 
     def _run(self) -> None:
         while True:
@@ -199,10 +274,14 @@ class EventWriter(Generic[T]):
                 del self._queue[: self._max_batch]
             self._write(batch)
 
-    def _write(self, batch: list[_Submitted[T]]) -> None:
+    def _write(self, batch: list[_Submitted[T]]) -> bool:
+        """Commit the batch's events and settle it; return False if it waits."""
         items = [submitted.item for submitted in batch]
         try:
             self._commit(items)
+        except _Deferred as deferred:
+            self._defer(batch, deferred)
+            return False
         except Exception as exc:
             if len(batch) > 1:
                 # One invalid entry must not fail the others, so each is
@@ -212,15 +291,22 @@ class EventWriter(Generic[T]):
                     len(batch),
                     exc,
                 )
-                for submitted in batch:
-                    self._write([submitted])
-                return
+                for index, submitted in enumerate(batch):
+                    if not self._write([submitted]):
+                        # The rest wait behind it, in their order.
+                        self._queue[1:1] = batch[index + 1 :]
+                        return False
+                return True
             log.error("event commit failed: %s", exc)
             error = EventNotRecordedError("the event was not committed")
             error.__cause__ = exc
+            self._reloads = 0
             self._settle(batch, error)
-            return
+            return True
+        self._locked_since = None
+        self._reloads = 0
         self._settle(batch, None)
+        return True
 
     def _commit(self, items: list[T]) -> None:
         """Record the items' events in one transaction, repeated after a conflict."""
@@ -242,12 +328,18 @@ class EventWriter(Generic[T]):
             except StaleBatchError:
                 self._rollback()
                 stale += 1
+                if self._inline:
+                    stale = self._reloads + 1
                 if stale > STALE_ATTEMPTS or self._refresh is None:
                     raise
+                if self._inline:
+                    raise _Deferred(refresh=True) from None
                 self._refresh()
                 continue
             except Exception as exc:
                 self._rollback()
+                if self._inline and _is_conflict(exc):
+                    raise _Deferred(refresh=False) from None
                 conflicts += 1
                 if conflicts >= COMMIT_ATTEMPTS or not _is_conflict(exc):
                     raise
@@ -265,7 +357,28 @@ class EventWriter(Generic[T]):
         # the inserts.
         if self._pooled_connection is None:
             self._pooled_connection = self._store.engine.raw_connection()
+            if self._inline and self._dialect.name == "sqlite":
+                # A taken write lock fails BEGIN at once instead of blocking
+                # the event loop, and the batch is retried later (_defer).
+                self._pooled_connection.driver_connection.execute(  # type: ignore[union-attr]
+                    "PRAGMA busy_timeout = 0"
+                )
         return self._pooled_connection
+
+    def _release_connection(self) -> None:
+        """Return the connection to the pool with the busy timeout it came with."""
+        assert self._pooled_connection is not None
+        if self._inline and self._dialect.name == "sqlite":
+            try:
+                self._pooled_connection.driver_connection.execute(  # type: ignore[union-attr]
+                    f"PRAGMA busy_timeout = {int(LOCK_WAIT_SECONDS * 1000)}"
+                )
+            except Exception as exc:
+                log.warning("dropping the event writer's connection: %s", exc)
+                self._discard_connection()
+                return
+        self._pooled_connection.close()
+        self._pooled_connection = None
 
     def _rollback(self) -> None:
         if self._pooled_connection is None:

@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from common.event_failures import REJECTED_MESSAGE, events_rejected
 from keysteward.db import Store
 from keysteward.errors import InvalidInputError
+from keysteward.events import writer as writer_module
 from keysteward.events.chain import APPENDED_SPAN_KEY
 from keysteward.events.checkpoints import enable_automatic_checkpoints
 from keysteward.events.errors import EventNotRecordedError
@@ -657,3 +658,99 @@ def test_no_idle_tasks_defers_commit(store: Store) -> None:
     assert recorder.sizes == [1]
     assert recorder.tasks == [None]
     assert _recorded_numbers(store) == [0]
+
+
+def test_inline_lock_wait_keeps_loop(sqlite_store: Store, batches: Batches) -> None:
+    """While another connection holds the write lock, the loop goes on."""
+    ticks: list[float] = []
+
+    async def scenario() -> bool:
+        created: EventWriter[Entry] = EventWriter(
+            sqlite_store, batches.prepare, inline=True
+        )
+
+        async def tick() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            with _chain_held(sqlite_store):
+                submitted = asyncio.create_task(created.submit(_entry(0)))
+                await asyncio.sleep(0.3)
+                waited = not submitted.done()
+            await asyncio.wait_for(submitted, timeout=10)
+            return waited
+        finally:
+            ticker.cancel()
+            created.close()
+
+    waited = asyncio.run(scenario())
+    assert waited
+    # A loop blocked in the lock wait would have ticked once or twice.
+    assert len(ticks) >= 20
+    assert _recorded_numbers(sqlite_store) == [0]
+
+
+def test_inline_lock_wait_gives_up(
+    sqlite_store: Store, batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(writer_module, "LOCK_WAIT_SECONDS", 0.2)
+
+    async def scenario() -> None:
+        created: EventWriter[Entry] = EventWriter(
+            sqlite_store, batches.prepare, inline=True
+        )
+        try:
+            with _chain_held(sqlite_store):
+                submitted = asyncio.create_task(created.submit(_entry(0)))
+                await asyncio.sleep(0.6)
+                assert submitted.done()
+                await submitted
+        finally:
+            created.close()
+
+    with pytest.raises(EventNotRecordedError, match="stayed locked"):
+        asyncio.run(scenario())
+    assert _recorded_numbers(sqlite_store) == []
+
+
+class ThreadRecordingRefresh(StaleUntilRefreshed):
+    """StaleUntilRefreshed that also records the thread of each refresh."""
+
+    def __init__(self, store: Store, refreshes_needed: int) -> None:
+        super().__init__(store, refreshes_needed)
+        self.threads: list[int] = []
+
+    def refresh(self) -> None:
+        self.threads.append(threading.get_ident())
+        super().refresh()
+
+
+def test_inline_refresh_off_loop(store: Store) -> None:
+    stale = ThreadRecordingRefresh(store, refreshes_needed=2)
+    created: EventWriter[Entry] = EventWriter(
+        store, stale.prepare, stale.refresh, inline=True
+    )
+    try:
+        asyncio.run(created.submit(_entry(0)))
+    finally:
+        created.close()
+    assert stale.refreshes == 2
+    assert threading.get_ident() not in stale.threads
+    assert _recorded_actions(store) == ["cache.refresh", "cache.refresh", "secret.read"]
+
+
+def test_inline_stale_gives_up(store: Store) -> None:
+    stale = StaleUntilRefreshed(store, refreshes_needed=STALE_ATTEMPTS + 10)
+    created: EventWriter[Entry] = EventWriter(
+        store, stale.prepare, stale.refresh, inline=True
+    )
+    try:
+        with pytest.raises(EventNotRecordedError) as caught:
+            asyncio.run(created.submit(_entry(0)))
+    finally:
+        created.close()
+    assert isinstance(caught.value.__cause__, StaleBatchError)
+    assert stale.refreshes == STALE_ATTEMPTS
