@@ -348,6 +348,9 @@ class EventWriter(Generic[T]):
                 continue
             finally:
                 cursor.close()
+            # NOTE: inline, a checkpoint that falls due here is signed on the
+            # event loop, so it holds up the loop while another connection
+            # keeps SQLite's write lock (once per 1,000 events at most).
             events_committed(self._store, span)
             return
 
