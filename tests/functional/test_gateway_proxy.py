@@ -22,14 +22,15 @@ from keysteward.authz.services import apply_policy
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store
 from keysteward.events.models import Event
+from keysteward.gateway import proxy as proxy_module
 from keysteward.gateway.config import CONFIG_SETTING, parse_gateway_config
 from keysteward.gateway.proxy import GatewayApp
 from keysteward.gateway.ratelimit import RateLimiter, RedisRateLimiter
 from keysteward.identities.models import ServiceAccount
-from keysteward.tokens.access import issue_access_token
+from keysteward.tokens.access import issue_access_token, verify_access_token
 from keysteward.tokens.exchange import exchange_api_token
 from keysteward.tokens.principals import Principal, PrincipalType
-from keysteward.tokens.services import issue_api_token
+from keysteward.tokens.services import issue_api_token, revoke_api_token
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.services import put_secret
 
@@ -177,6 +178,27 @@ def test_access_token_is_accepted(env: Env) -> None:
 
     assert response.status_code == 200
     assert env.upstream.seen[-1].path == "/contacts/1"
+
+
+def test_revoked_api_token_stops_access_token(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(proxy_module, "API_TOKEN_RECHECK_SECONDS", 0.0)
+    _gateway, client = env.start()
+    access = exchange_api_token(
+        env.store, env.keyring, env.tokens["crm-sync"], source="127.0.0.1"
+    )
+    token_id = verify_access_token(env.keyring, access.token).api_token_id
+    assert token_id is not None
+    before = client.get("/hub/contacts/1", headers=_auth(access.token))
+    with env.store.session() as session:
+        revoke_api_token(session, token_id, actor="test")
+
+    after = client.get("/hub/contacts/2", headers=_auth(access.token))
+
+    assert before.status_code == 200
+    assert after.status_code == 401
+    assert [seen.path for seen in env.upstream.seen] == ["/contacts/1"]
 
 
 def test_expired_access_token_is_401(env: Env) -> None:

@@ -45,6 +45,7 @@ from keysteward.tokens.errors import AuthenticationError, ThrottledError
 from keysteward.tokens.exchange import authenticate_bearer
 from keysteward.tokens.prefix import API_TOKEN_PREFIX
 from keysteward.tokens.principals import Principal
+from keysteward.tokens.services import api_token_in_force
 from keysteward.vault.keys import KeyRing
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,9 @@ RETRY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # start to reject it (its exp plus the verifier's leeway).
 ACCESS_TOKEN_CACHE_SECONDS = 5.0
 ACCESS_TOKEN_CACHE_SIZE = 10_000
+# How long the gateway trusts its last look at an API token's revocation and
+# expiry, so a revoked API token's access tokens stop within this time.
+API_TOKEN_RECHECK_SECONDS = 1.0
 
 
 def _is_hop_by_hop(name: str, listed: frozenset[str]) -> bool:
@@ -152,6 +156,8 @@ class GatewayApp:
         self._transport = transport
         self._pool: httpx.AsyncBaseTransport | None = None
         self._verified: dict[str, tuple[float, Principal]] = {}
+        # By API token id: when it was last looked up, and whether it was in force.
+        self._api_tokens: dict[int, tuple[float, bool]] = {}
         self._timeouts = {
             name: httpx.Timeout(
                 connect=system.connect_timeout,
@@ -283,6 +289,9 @@ class GatewayApp:
             # authenticate_bearer, which counts it against the source address.
             principal = self._verified_access_token(token)
             if principal is not None:
+                token_id = principal.api_token_id
+                if token_id is not None and not await self._in_force(token_id):
+                    raise errors.unauthorized()
                 return principal
         try:
             return await anyio.to_thread.run_sync(
@@ -297,10 +306,28 @@ class GatewayApp:
         except AuthenticationError:
             raise errors.unauthorized() from None
 
+    async def _in_force(self, token_id: int) -> bool:
+        """Return whether API token ``token_id`` is unrevoked and unexpired.
+
+        The answer is reused for API_TOKEN_RECHECK_SECONDS, then read again
+        from the store in a worker thread.
+        """
+        now = time.monotonic()
+        cached = self._api_tokens.get(token_id)
+        if cached is not None and now - cached[0] < API_TOKEN_RECHECK_SECONDS:
+            return cached[1]
+
+        def look_up() -> bool:
+            with self.store.session() as session:
+                return api_token_in_force(session, token_id)
+
+        in_force = await anyio.to_thread.run_sync(look_up)
+        if len(self._api_tokens) >= ACCESS_TOKEN_CACHE_SIZE:
+            self._api_tokens.clear()
+        self._api_tokens[token_id] = (now, in_force)
+        return in_force
+
     def _verified_access_token(self, token: str) -> Principal | None:
-        # NOTE: unlike the API, the gateway does not check that the API token
-        # behind an access token is still in force, so a revoked API token's
-        # access tokens pass here until they expire.
         cached = self._verified.get(token)
         now = time.time()
         if cached is not None and cached[0] > now:
