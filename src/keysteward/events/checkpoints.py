@@ -276,17 +276,21 @@ class TrustedHead:
 
 
 # The automatic checkpoint of each store that has them, by its session factory.
-_after_append_hooks: dict[int, Callable[[AppendedSpan], None]] = {}
+_after_append_hooks: dict[int, Callable[[AppendedSpan, bool], None]] = {}
 
 
-def events_committed(store: Store, span: AppendedSpan) -> None:
+def events_committed(
+    store: Store, span: AppendedSpan, *, in_background: bool = False
+) -> None:
     """Sign a checkpoint if due, for a commit made outside a Session.
 
     Session commits run this by themselves once automatic checkpoints are on.
+    With ``in_background``, for callers on an event loop, a due checkpoint
+    is signed in a thread of its own, because signing may wait for a lock.
     """
     hook = _after_append_hooks.get(id(store.session_factory))
     if hook is not None:
-        hook(span)
+        hook(span, in_background)
 
 
 def enable_automatic_checkpoints(
@@ -310,8 +314,27 @@ def enable_automatic_checkpoints(
     # verification is reported once per interval, not after every commit.
     known = {"checkpointed": 0, "failed_interval": -1}
     trusted = TrustedHead()
+    # Held while a background thread signs, so at most one does at a time.
+    signing = threading.Lock()
 
-    def after_append(span: AppendedSpan) -> None:
+    def sign(appended: int) -> None:
+        try:
+            known["checkpointed"] = _checkpoint_if_due(store, appended, every, trusted)
+        except Exception:
+            known["failed_interval"] = appended // every
+            log.exception(
+                "automatic event checkpoint failed; retrying after %d more events",
+                every,
+                extra={"sequence": appended},
+            )
+
+    def sign_and_release(appended: int) -> None:
+        try:
+            sign(appended)
+        finally:
+            signing.release()
+
+    def after_append(span: AppendedSpan, in_background: bool = False) -> None:
         trusted.follow(span)
         appended = span.end_sequence
         interval = appended // every
@@ -319,15 +342,17 @@ def enable_automatic_checkpoints(
             return
         if interval == known["failed_interval"]:
             return
-        try:
-            known["checkpointed"] = _checkpoint_if_due(store, appended, every, trusted)
-        except Exception:
-            known["failed_interval"] = interval
-            log.exception(
-                "automatic event checkpoint failed; retrying after %d more events",
-                every,
-                extra={"sequence": appended},
-            )
+        if not in_background:
+            sign(appended)
+            return
+        # A commit after the running signer's start tries again once it ends.
+        if signing.acquire(blocking=False):
+            threading.Thread(
+                target=sign_and_release,
+                args=(appended,),
+                name="keysteward-checkpoint",
+                daemon=True,
+            ).start()
 
     def after_commit(session: Session) -> None:
         # SQLAlchemy also calls this when a savepoint is released; the outer

@@ -348,10 +348,9 @@ class EventWriter(Generic[T]):
                 continue
             finally:
                 cursor.close()
-            # NOTE: inline, a checkpoint that falls due here is signed on the
-            # event loop, so it holds up the loop while another connection
-            # keeps SQLite's write lock (once per 1,000 events at most).
-            events_committed(self._store, span)
+            # Inline, a due checkpoint is signed in a thread: its session may
+            # wait for SQLite's write lock, which must not stall the loop.
+            events_committed(self._store, span, in_background=self._inline)
             return
 
     def _connection(self) -> PoolProxiedConnection:

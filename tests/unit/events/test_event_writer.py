@@ -18,6 +18,7 @@ from sqlalchemy import select, text
 from common.event_failures import REJECTED_MESSAGE, events_rejected
 from keysteward.db import Store
 from keysteward.errors import InvalidInputError
+from keysteward.events import checkpoints as checkpoints_module
 from keysteward.events import writer as writer_module
 from keysteward.events.chain import APPENDED_SPAN_KEY
 from keysteward.events.checkpoints import enable_automatic_checkpoints
@@ -754,3 +755,28 @@ def test_inline_stale_gives_up(store: Store) -> None:
         created.close()
     assert isinstance(caught.value.__cause__, StaleBatchError)
     assert stale.refreshes == STALE_ATTEMPTS
+
+
+def test_inline_checkpoint_signed_off_loop(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signing_threads: list[str] = []
+    sign = checkpoints_module._checkpoint_if_due
+
+    def recording_sign(*args: Any) -> int:
+        signing_threads.append(threading.current_thread().name)
+        return sign(*args)
+
+    monkeypatch.setattr(checkpoints_module, "_checkpoint_if_due", recording_sign)
+    created: EventWriter[Entry] = EventWriter(store, Batches().prepare, inline=True)
+    with _checkpoint_every_commit(store, tmp_path):
+        try:
+            asyncio.run(created.submit(_entry(0)))
+        finally:
+            created.close()
+        deadline = time.monotonic() + 10
+        while not _checkpoint_sequences(store) and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    assert _checkpoint_sequences(store) == [1]
+    assert signing_threads == ["keysteward-checkpoint"]
