@@ -20,7 +20,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import PoolProxiedConnection
@@ -46,8 +46,9 @@ DEFAULT_MAX_BATCH = 256
 COMMIT_ATTEMPTS = DEFAULT_ATTEMPTS
 # Times a batch is prepared again after its cached state went out of date.
 STALE_ATTEMPTS = 5
-# How long an inline writer retries while another connection holds SQLite's
-# write lock: the busy timeout that db.py gives every other connection.
+# How long an inline writer retries an item while another connection holds
+# SQLite's write lock: the busy timeout that db.py gives every other
+# connection. Counted from each item's submit.
 LOCK_WAIT_SECONDS = 30.0
 # The first and the largest pause between those retries, in seconds.
 FIRST_LOCK_RETRY = 0.001
@@ -90,6 +91,7 @@ class _Submitted(Generic[T]):
     item: T
     future: "asyncio.Future[None]"
     loop: asyncio.AbstractEventLoop
+    queued_at: float = field(default_factory=time.monotonic)
 
 
 class EventWriter(Generic[T]):
@@ -137,9 +139,8 @@ class EventWriter(Generic[T]):
         self._inline = inline
         self._idle_tasks = idle_tasks
         self._flush_scheduled = False
-        # Inline only: when the write lock was first found taken, the pause
-        # before the next try, and the reloads since the last commit.
-        self._locked_since: float | None = None
+        # Inline only: the pause before the next try while the write lock is
+        # taken, and the reloads since the last commit.
         self._lock_retry = FIRST_LOCK_RETRY
         self._reloads = 0
 
@@ -221,8 +222,12 @@ class EventWriter(Generic[T]):
     def _defer(self, batch: list[_Submitted[T]], deferred: _Deferred) -> None:
         """Queue ``batch`` again and schedule the flush that retries it."""
         self._queue[:0] = batch
+        self._fail_expired()
+        if not self._queue:
+            self._flush_scheduled = False
+            return
         self._flush_scheduled = True
-        loop = batch[0].loop
+        loop = self._queue[0].loop
         if deferred.refresh:
             self._reloads += 1
             # The reload reads the store, which may wait for the write lock
@@ -230,26 +235,26 @@ class EventWriter(Generic[T]):
             reload = loop.run_in_executor(None, self._refresh_or_log)
             reload.add_done_callback(lambda _done: self._flush_inline())
             return
-        now = time.monotonic()
-        if self._locked_since is None:
-            self._locked_since = now
-            self._lock_retry = FIRST_LOCK_RETRY
-        if now - self._locked_since > LOCK_WAIT_SECONDS:
-            log.error(
-                "event commit failed: the database stayed locked by another "
-                "writer for %.0f s",
-                LOCK_WAIT_SECONDS,
-            )
-            error = EventNotRecordedError(
-                "the event log stayed locked by another writer; retry later"
-            )
-            self._settle(self._queue, error)
-            self._queue = []
-            self._flush_scheduled = False
-            self._locked_since = None
-            return
         loop.call_later(self._lock_retry, self._flush_inline)
         self._lock_retry = min(self._lock_retry * 2, MAX_LOCK_RETRY)
+
+    def _fail_expired(self) -> None:
+        """Fail the queued items that have waited longer than LOCK_WAIT_SECONDS."""
+        oldest_allowed = time.monotonic() - LOCK_WAIT_SECONDS
+        expired = [item for item in self._queue if item.queued_at < oldest_allowed]
+        if not expired:
+            return
+        self._queue = [item for item in self._queue if item.queued_at >= oldest_allowed]
+        log.error(
+            "event commit failed for %d item(s): the database stayed locked by "
+            "another writer, or the cached state stale, for %.0f s",
+            len(expired),
+            LOCK_WAIT_SECONDS,
+        )
+        error = EventNotRecordedError(
+            "the event log stayed locked by another writer; retry later"
+        )
+        self._settle(expired, error)
 
     def _refresh_or_log(self) -> None:
         # The flush after it tries the batch again, and fails it after
@@ -303,7 +308,7 @@ class EventWriter(Generic[T]):
             self._reloads = 0
             self._settle(batch, error)
             return True
-        self._locked_since = None
+        self._lock_retry = FIRST_LOCK_RETRY
         self._reloads = 0
         self._settle(batch, None)
         return True

@@ -107,3 +107,12 @@ def credential_unavailable(system: str) -> GatewayError:
         f"the credential of system {system!r} could not be read from the vault; "
         "check credential.secret in the gateway config",
     )
+
+
+def token_store_unavailable() -> GatewayError:
+    return GatewayError(
+        503,
+        "unavailable",
+        "the token's revocation state could not be read from the store; retry later",
+        headers={"Retry-After": "1"},
+    )

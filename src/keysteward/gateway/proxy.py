@@ -30,6 +30,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 import anyio.to_thread
 import httpx
+from sqlalchemy.exc import SQLAlchemyError
 
 from keysteward.authz.engine import Decision, authorizer_for
 from keysteward.db import Store
@@ -45,7 +46,7 @@ from keysteward.tokens.errors import AuthenticationError, ThrottledError
 from keysteward.tokens.exchange import authenticate_bearer
 from keysteward.tokens.prefix import API_TOKEN_PREFIX
 from keysteward.tokens.principals import Principal
-from keysteward.tokens.services import api_token_in_force
+from keysteward.tokens.services import api_token_in_force_unlocked
 from keysteward.vault.keys import KeyRing
 
 log = logging.getLogger(__name__)
@@ -310,18 +311,22 @@ class GatewayApp:
         """Return whether API token ``token_id`` is unrevoked and unexpired.
 
         The answer is reused for API_TOKEN_RECHECK_SECONDS, then read again
-        from the store in a worker thread.
+        from the store in a worker thread, with a read that takes no lock, so
+        a CLI command holding SQLite's write lock does not hold it up. Raises
+        the gateway's 503 when the store cannot be read.
         """
         now = time.monotonic()
         cached = self._api_tokens.get(token_id)
         if cached is not None and now - cached[0] < API_TOKEN_RECHECK_SECONDS:
             return cached[1]
-
-        def look_up() -> bool:
-            with self.store.session() as session:
-                return api_token_in_force(session, token_id)
-
-        in_force = await anyio.to_thread.run_sync(look_up)
+        driver_error = self.store.engine.dialect.loaded_dbapi.Error
+        try:
+            in_force = await anyio.to_thread.run_sync(
+                api_token_in_force_unlocked, self.store, token_id
+            )
+        except (SQLAlchemyError, driver_error) as exc:
+            log.error("reading API token %d failed: %s", token_id, exc)
+            raise errors.token_store_unavailable() from None
         if len(self._api_tokens) >= ACCESS_TOKEN_CACHE_SIZE:
             self._api_tokens.clear()
         self._api_tokens[token_id] = (now, in_force)

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from keysteward.authz.models import Role, RoleGrant
 from keysteward.clock import as_utc, utcnow
+from keysteward.db import Store
 from keysteward.events.services import record_event
 from keysteward.tokens.errors import (
     AuthenticationError,
@@ -211,6 +212,40 @@ def api_token_in_force(
         return False
     expires_at = as_utc(record.expires_at)
     return expires_at is None or (now or utcnow()) < expires_at
+
+
+# Plain SQL on a driver connection, for api_token_in_force_unlocked.
+_REVOCATION_QUERY = "SELECT revoked_at, expires_at FROM api_tokens WHERE id = {}"
+
+
+def api_token_in_force_unlocked(store: Store, token_id: int) -> bool:
+    """Return what ``api_token_in_force`` returns, without taking any lock.
+
+    For request paths that must not queue behind writers: a Session on
+    SQLite starts with BEGIN IMMEDIATE and waits for the write lock, while
+    this single SELECT runs in SQLite's autocommit mode (see db.py) or in a
+    PostgreSQL transaction that is rolled back at once.
+    """
+    dialect = store.engine.dialect
+    placeholder = "%s" if dialect.name == "postgresql" else "?"
+    expires_type = ApiToken.__table__.c.expires_at.type
+    to_datetime = expires_type.dialect_impl(dialect).result_processor(dialect, None)
+    connection = store.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        try:
+            cursor.execute(_REVOCATION_QUERY.format(placeholder), (token_id,))
+            row = cursor.fetchone()
+        finally:
+            cursor.close()
+        if dialect.name == "postgresql":
+            connection.rollback()
+    finally:
+        connection.close()
+    if row is None or row[0] is not None:
+        return False
+    expires_at = as_utc(to_datetime(row[1]) if to_datetime else row[1])
+    return expires_at is None or utcnow() < expires_at
 
 
 def revoke_api_token(session: Session, token_id: int, *, actor: str) -> ApiToken:

@@ -780,3 +780,29 @@ def test_inline_checkpoint_signed_off_loop(
 
     assert _checkpoint_sequences(store) == [1]
     assert signing_threads == ["keysteward-checkpoint"]
+
+
+def test_inline_lock_wait_counted_per_item(
+    sqlite_store: Store, batches: Batches, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read that came late in a long lock hold gets its own full wait."""
+    monkeypatch.setattr(writer_module, "LOCK_WAIT_SECONDS", 0.5)
+
+    async def scenario() -> list[BaseException | None]:
+        created: EventWriter[Entry] = EventWriter(
+            sqlite_store, batches.prepare, inline=True
+        )
+        try:
+            with _chain_held(sqlite_store):
+                early = asyncio.create_task(created.submit(_entry(0)))
+                await asyncio.sleep(0.4)
+                late = asyncio.create_task(created.submit(_entry(1)))
+                await asyncio.sleep(0.3)
+            return await _results(early, late)
+        finally:
+            created.close()
+
+    early_error, late_error = asyncio.run(scenario())
+    assert isinstance(early_error, EventNotRecordedError)
+    assert late_error is None
+    assert _recorded_numbers(sqlite_store) == [1]
