@@ -15,6 +15,7 @@ import uvicorn
 from sqlalchemy import select
 
 import keysteward
+from common.event_failures import events_rejected
 from keysteward.app import create_app
 from keysteward.authz.models import Permission, Role, RoleGrant
 from keysteward.authz.services import mark_policy_changed
@@ -289,43 +290,12 @@ def test_sdk_caches_until_expiry(server: Server) -> None:
         assert len(list(reads)) == 2
 
 
-def _reject_event_inserts(store: Store) -> None:
-    """Make the database itself fail every event insert, as a full disk would."""
-    with store.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql(
-                "CREATE FUNCTION reject_event() RETURNS trigger AS $$ BEGIN "
-                "RAISE EXCEPTION 'event log unavailable'; END $$ LANGUAGE plpgsql"
-            )
-            connection.exec_driver_sql(
-                "CREATE TRIGGER reject_event BEFORE INSERT ON events "
-                "FOR EACH ROW EXECUTE FUNCTION reject_event()"
-            )
-        else:
-            connection.exec_driver_sql(
-                "CREATE TRIGGER reject_event BEFORE INSERT ON events "
-                "BEGIN SELECT RAISE(ABORT, 'event log unavailable'); END"
-            )
-
-
-def _accept_event_inserts(store: Store) -> None:
-    with store.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            connection.exec_driver_sql("DROP TRIGGER reject_event ON events")
-            connection.exec_driver_sql("DROP FUNCTION reject_event()")
-        else:
-            connection.exec_driver_sql("DROP TRIGGER reject_event")
-
-
 def test_unrecorded_read_fails(server: Server) -> None:
     token = _account(server, "crm-sync", "keysteward:secrets/hubspot:read")
     _put(server, "hubspot", HUBSPOT_VALUE.encode())
     access = _exchange(server, token).json()["access_token"]
-    _reject_event_inserts(server.store)
-    try:
+    with events_rejected(server.store):
         failed = _get(server, "hubspot", access)
-    finally:
-        _accept_event_inserts(server.store)
     assert failed.status_code == 503, failed.text
     assert HUBSPOT_VALUE not in failed.text
     with server.store.session() as session:

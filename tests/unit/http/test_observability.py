@@ -5,20 +5,17 @@ runs under the same server as ``keysteward serve``.
 """
 
 import logging
-import socket
-import threading
-import time
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from fastapi import APIRouter, FastAPI, Request, Response, WebSocket
 from fastapi.responses import JSONResponse
 from prometheus_client import CollectorRegistry
 from starlette.types import Receive, Scope, Send
 from websockets.sync.client import connect
 
+from common.read_servers import serve_app
 from keysteward.observability import (
     API_PREFIX,
     CONTENT_SECURITY_POLICY,
@@ -87,31 +84,11 @@ def app() -> FastAPI:
     return _build_app()
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture
 def client(app: FastAPI) -> Iterator[httpx.Client]:
     """Serve ``app`` from a uvicorn thread; yield a client bound to its URL."""
-    port = _free_port()
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="critical")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start within 10 s")
-        time.sleep(0.02)
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as built:
-            yield built
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_app(app) as url, httpx.Client(base_url=url, timeout=10) as built:
+        yield built
 
 
 def _registry(app: FastAPI) -> CollectorRegistry:

@@ -39,14 +39,19 @@ def _pragmas(store: Store) -> list[tuple[int, str]]:
     return found
 
 
+def _opened_pragmas(settings: Settings) -> list[tuple[int, str]]:
+    """Open a store for ``settings`` and return ``_pragmas`` of it."""
+    store = open_store(settings)
+    try:
+        return _pragmas(store)
+    finally:
+        store.engine.dispose()
+
+
 def test_default_is_full(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(SETTING, raising=False)
     settings = load_settings(home=tmp_path)
-    store = open_store(settings)
-    try:
-        pragmas = _pragmas(store)
-    finally:
-        store.engine.dispose()
+    pragmas = _opened_pragmas(settings)
     assert settings.sqlite_synchronous == "FULL"
     assert pragmas == [(FULL, "wal"), (FULL, "wal")]
 
@@ -57,11 +62,7 @@ def test_normal_from_environment(
 ) -> None:
     monkeypatch.setenv(SETTING, value)
     settings = load_settings(home=tmp_path)
-    store = open_store(settings)
-    try:
-        pragmas = _pragmas(store)
-    finally:
-        store.engine.dispose()
+    pragmas = _opened_pragmas(settings)
     assert settings.sqlite_synchronous == "NORMAL"
     # NORMAL keeps commits atomic only in WAL mode, so WAL must stay on.
     assert pragmas == [(NORMAL, "wal"), (NORMAL, "wal")]
