@@ -208,10 +208,18 @@ def api_token_in_force(
 ) -> bool:
     """Return whether API token ``token_id`` exists, unrevoked and unexpired."""
     record = session.get(ApiToken, token_id)
-    if record is None or record.revoked_at is not None:
+    if record is None:
         return False
-    expires_at = as_utc(record.expires_at)
-    return expires_at is None or (now or utcnow()) < expires_at
+    return _in_force(record.revoked_at, record.expires_at, now)
+
+
+def _in_force(
+    revoked_at: datetime | None, expires_at: datetime | None, now: datetime | None
+) -> bool:
+    if revoked_at is not None:
+        return False
+    expires = as_utc(expires_at)
+    return expires is None or (now or utcnow()) < expires
 
 
 # Plain SQL on a driver connection, for api_token_in_force_unlocked.
@@ -221,9 +229,9 @@ _REVOCATION_QUERY = "SELECT revoked_at, expires_at FROM api_tokens WHERE id = {}
 def api_token_in_force_unlocked(store: Store, token_id: int) -> bool:
     """Return what ``api_token_in_force`` returns, without taking any lock.
 
-    For request paths that must not queue behind writers: a Session on
-    SQLite starts with BEGIN IMMEDIATE and waits for the write lock, while
-    this single SELECT runs in SQLite's autocommit mode (see db.py) or in a
+    For request paths that must not queue behind writers. A Session on
+    SQLite starts with BEGIN IMMEDIATE and waits for the write lock. This
+    single SELECT runs in SQLite's autocommit mode (see db.py), or in a
     PostgreSQL transaction that is rolled back at once.
     """
     dialect = store.engine.dialect
@@ -242,10 +250,10 @@ def api_token_in_force_unlocked(store: Store, token_id: int) -> bool:
             connection.rollback()
     finally:
         connection.close()
-    if row is None or row[0] is not None:
+    if row is None:
         return False
-    expires_at = as_utc(to_datetime(row[1]) if to_datetime else row[1])
-    return expires_at is None or utcnow() < expires_at
+    expires_at = to_datetime(row[1]) if to_datetime else row[1]
+    return _in_force(row[0], expires_at, None)
 
 
 def revoke_api_token(session: Session, token_id: int, *, actor: str) -> ApiToken:
