@@ -126,7 +126,7 @@ def create_app(
 
         cluster = start_cluster_services(app)
         # The server's own tasks (its main task and this lifespan), which
-        # the secret reader tells apart from requests being served.
+        # the secret reader distinguishes from requests being served.
         app.state.idle_tasks = frozenset(asyncio.all_tasks())
         yield
         cluster.stop()

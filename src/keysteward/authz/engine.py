@@ -284,7 +284,7 @@ class PolicyIndex:
         if resource is not None:
             permission = f"{resource}:{permission}"
         # A token's role subset arrives as a frozenset, which can be part of
-        # the memo key. Other collections are decided every time.
+        # the memo key. Decisions for other collections are not memoized.
         memo_key: tuple[str, str, frozenset[str] | None] | None = None
         plain = not context and at is None
         if plain and (roles is None or isinstance(roles, frozenset)):

@@ -46,9 +46,9 @@ DEFAULT_MAX_BATCH = 256
 COMMIT_ATTEMPTS = DEFAULT_ATTEMPTS
 # Times a batch is prepared again after its cached state went out of date.
 STALE_ATTEMPTS = 5
-# How long an inline writer retries an item while another connection holds
-# SQLite's write lock: the busy timeout that db.py gives every other
-# connection. Counted from each item's submit.
+# How long an inline writer retries an item while another connection has
+# SQLite's write lock, counted from the item's submit. It equals the busy
+# timeout that db.py gives every other connection.
 LOCK_WAIT_SECONDS = 30.0
 # The first and the largest pause between those retries, in seconds.
 FIRST_LOCK_RETRY = 0.001
@@ -104,9 +104,9 @@ class EventWriter(Generic[T]):
     is a local write, but not PostgreSQL, whose round trips would stall the
     loop. An inline writer takes submits from one event loop only.
 
-    An inline writer never waits on the loop: when another connection holds
+    An inline writer never blocks the loop. While another connection has
     SQLite's write lock, the batch is tried again later (for up to
-    LOCK_WAIT_SECONDS), and a reload of stale state runs in a thread.
+    LOCK_WAIT_SECONDS per item), and a reload of stale state runs in a thread.
 
     ``idle_tasks`` are the tasks that the loop runs when it serves no
     request, such as the server's own. When an inline submit finds that the
@@ -280,7 +280,7 @@ class EventWriter(Generic[T]):
             self._write(batch)
 
     def _write(self, batch: list[_Submitted[T]]) -> bool:
-        """Commit the batch's events and settle it; return False if it waits."""
+        """Commit the batch's events and settle it. Return False when it must wait."""
         items = [submitted.item for submitted in batch]
         try:
             self._commit(items)
@@ -353,8 +353,8 @@ class EventWriter(Generic[T]):
                 continue
             finally:
                 cursor.close()
-            # Inline, a due checkpoint is signed in a thread: its session may
-            # wait for SQLite's write lock, which must not stall the loop.
+            # Inline, a due checkpoint is signed in a thread, because its
+            # session may wait for SQLite's write lock and must not stall the loop.
             events_committed(self._store, span, in_background=self._inline)
             return
 

@@ -310,9 +310,9 @@ class GatewayApp:
     async def _in_force(self, token_id: int) -> bool:
         """Return whether API token ``token_id`` is unrevoked and unexpired.
 
-        The answer is reused for API_TOKEN_RECHECK_SECONDS, then read again
-        from the store in a worker thread, with a read that takes no lock, so
-        a CLI command holding SQLite's write lock does not hold it up. Raises
+        The result is reused for API_TOKEN_RECHECK_SECONDS, then read again
+        from the store in a worker thread. The read takes no lock, so a CLI
+        command that has SQLite's write lock does not delay it. Raises
         the gateway's 503 when the store cannot be read.
         """
         now = time.monotonic()

@@ -210,15 +210,15 @@ def test_removed_own_events_refused(
     # Remove this process's newest events and point the head back, so the
     # shortened chain is consistent from the checkpoint on. The appends
     # after it reuse sequences 7 and 8 with other digests.
-    kept = _point(checkpointed, EVERY + 1)
+    last_kept = _point(checkpointed, EVERY + 1)
     tamper(
         checkpointed,
-        sql("DELETE FROM events WHERE sequence > :kept", kept=kept.sequence),
+        sql("DELETE FROM events WHERE sequence > :kept", kept=last_kept.sequence),
         sql(
             "UPDATE event_chain_head SET last_sequence = :sequence, "
             "last_digest = :digest WHERE id = 1",
-            sequence=kept.sequence,
-            digest=kept.digest,
+            sequence=last_kept.sequence,
+            digest=last_kept.digest,
         ),
     )
 
