@@ -36,6 +36,8 @@ NAMING_CONVENTION = {
 
 # An arbitrary constant that names keysteward's migration lock on PostgreSQL.
 MIGRATION_LOCK_ID = 0x6B657973
+# The execution option that makes a SQLite transaction begin deferred.
+READ_ONLY_OPTION = "keysteward_read_only"
 
 
 class Base(DeclarativeBase):
@@ -64,21 +66,27 @@ class Store:
             yield session
 
     @contextmanager
-    def snapshot(self) -> Iterator[Session]:
-        """Yield a session whose queries all read one state of the database.
+    def read_snapshot(self) -> Iterator[Session]:
+        """Yield a read-only session whose queries all see one state of the database.
 
         For reports that read several tables, or one table twice, while other
-        processes write. PostgreSQL runs the transaction at REPEATABLE READ,
-        because at its default READ COMMITTED each query sees the newest
-        commits. SQLite sessions read one state already, because each one
-        starts with BEGIN IMMEDIATE.
+        processes write. It blocks no writer: on SQLite the transaction
+        begins deferred, without the write lock that other sessions take,
+        and in WAL mode its first read fixes the state it sees. PostgreSQL
+        runs it at REPEATABLE READ, because at its default READ COMMITTED
+        each query sees the newest commits. Anything written in it is rolled
+        back at the end.
         """
-        with self.session_factory.begin() as session:
-            if self.engine.dialect.name == "postgresql":
-                session.connection(
-                    execution_options={"isolation_level": "REPEATABLE READ"}
-                )
-            yield session
+        options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}
+        if self.engine.dialect.name == "sqlite":
+            options = {READ_ONLY_OPTION: True}
+        with self.engine.connect() as connection:
+            connection.execution_options(**options)
+            with Session(bind=connection) as session:
+                try:
+                    yield session
+                finally:
+                    session.rollback()
 
     @property
     def url(self) -> str:
@@ -126,7 +134,11 @@ def _begin_sqlite(connection: Any) -> None:
     # the busy timeout does not help. Taking the write lock at BEGIN makes
     # concurrent commands queue for up to the busy timeout instead. Read-only
     # transactions take the lock too, so they queue behind writers and each
-    # other; PostgreSQL is the backend for many concurrent clients.
+    # other; PostgreSQL is the backend for many concurrent clients. Only
+    # Store.read_snapshot, which never writes, begins deferred.
+    if connection.get_execution_options().get(READ_ONLY_OPTION):
+        connection.exec_driver_sql("BEGIN")
+        return
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 

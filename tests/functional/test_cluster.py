@@ -245,7 +245,7 @@ def test_events_form_one_chain(cluster: Cluster) -> None:
     for index in range(3):
         decision_at(cluster, index)
 
-    with cluster.store.snapshot() as session:
+    with cluster.store.read_snapshot() as session:
         report = verify_chain(session, cluster.store.settings.home)
         checks = session.scalar(
             select(func.count()).where(Event.action == "authz.check")
@@ -307,5 +307,5 @@ def test_kill_loses_no_acknowledged_write(cluster: Cluster) -> None:
     assert len(acknowledged) >= 60
     missing = [principal for principal in acknowledged if principal not in stored]
     assert missing == []
-    with cluster.store.snapshot() as session:
+    with cluster.store.read_snapshot() as session:
         assert verify_chain(session, cluster.store.settings.home).problems == []

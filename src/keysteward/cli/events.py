@@ -178,8 +178,9 @@ def verify_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     store = state.store
     show_progress = not json_output and sys.stderr.isatty()
     # One snapshot, so events appended while it runs do not look like a
-    # chain head ahead of the newest event.
-    with store.snapshot() as session:
+    # chain head ahead of the newest event. It takes no write lock, so the
+    # server goes on recording while a long log is checked.
+    with store.read_snapshot() as session:
         if show_progress:
             report = _verify_with_progress(session, state.settings.home)
         else:

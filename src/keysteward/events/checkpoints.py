@@ -14,7 +14,7 @@ import stat
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, select, update
 from sqlalchemy.orm import Session
 
 from keysteward.clock import utcnow
@@ -30,12 +30,17 @@ from keysteward.db import Store
 from keysteward.errors import ConfigError
 from keysteward.events.chain import (
     APPENDED_SPAN_KEY,
+    HEAD_ROW_ID,
     AppendedSpan,
     format_timestamp,
     lock_chain_head,
 )
 from keysteward.events.errors import TamperedLogError
-from keysteward.events.models import Event, EventCheckpoint
+from keysteward.events.models import Event, EventChainHead, EventCheckpoint
+from keysteward.events.seal import head_seal_key, seal_head, seal_valid
+
+if TYPE_CHECKING:
+    from keysteward.events.verify import VerifyReport
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +184,7 @@ def create_checkpoint(
         # (against this checkpoint), not by refusing to sign.
         newest = head
     else:
-        _require_intact_log(session, home, trusted)
+        _verified_report(session, home, trusted)
         row = session.execute(
             select(Event.sequence, Event.digest)
             .order_by(Event.sequence.desc())
@@ -188,6 +193,13 @@ def create_checkpoint(
         if row is None:
             return None
         newest = ChainPoint(row.sequence, row.digest)
+    return _add_checkpoint(session, key, newest)
+
+
+def _add_checkpoint(
+    session: Session, key: Ed25519PrivateKey, newest: ChainPoint
+) -> EventCheckpoint:
+    """Sign ``newest``, or return the checkpoint that already records it."""
     existing = session.scalars(
         select(EventCheckpoint)
         .where(EventCheckpoint.sequence == newest.sequence)
@@ -210,21 +222,6 @@ def create_checkpoint(
     session.add(checkpoint)
     session.flush()
     return checkpoint
-
-
-def _require_intact_log(
-    session: Session, home: Path, trusted: ChainPoint | None
-) -> None:
-    # Imported here because the verifier imports this module.
-    from keysteward.events.verify import verify_since_checkpoint
-
-    report = verify_since_checkpoint(session, home, trusted)
-    first = report.first_problem
-    if first is not None:
-        raise TamperedLogError(
-            f"the event log failed verification, so no checkpoint was signed: "
-            f"{first.message}. Run 'keysteward events verify' for the full report"
-        )
 
 
 def checkpoint_signature_valid(checkpoint: EventCheckpoint) -> bool:
@@ -340,6 +337,12 @@ def enable_automatic_checkpoints(
         interval = appended // every
         if interval <= known["checkpointed"] // every:
             return
+        crossed = span.start_sequence // every < interval
+        if not crossed and interval == known["checkpointed"] // every + 1:
+            # Another process's commit crossed this boundary, so that
+            # process signs, and this one looks again only if a whole
+            # interval passes without a checkpoint that it has seen.
+            return
         if interval == known["failed_interval"]:
             return
         if not in_background:
@@ -381,19 +384,113 @@ def enable_automatic_checkpoints(
 def _checkpoint_if_due(
     store: Store, appended: int, every: int, trusted: TrustedHead
 ) -> int:
-    """Sign a checkpoint when ``appended`` crossed a boundary; return the newest one."""
-    signed: ChainPoint | None = None
-    with store.session() as session:
+    """Sign a checkpoint when ``appended`` crossed a boundary; return the newest one.
+
+    The events to check are read in a snapshot that blocks no writer, because
+    after other processes' appends they can number thousands. Only the
+    events appended since that snapshot are checked under the chain head's
+    lock, before the head is signed and sealed.
+    """
+    home = store.settings.home
+    # Taken before the snapshot starts, so the snapshot contains its event.
+    trusted_point = trusted.point
+    with store.read_snapshot() as session:
         last_checkpointed = (
             session.scalar(select(func.max(EventCheckpoint.sequence))) or 0
         )
-        if appended // every > last_checkpointed // every:
-            created = create_checkpoint(session, store.settings.home, trusted.point)
-            if created is not None:
-                signed = ChainPoint(created.sequence, created.digest)
-    if signed is None:
+        if appended // every <= last_checkpointed // every:
+            return last_checkpointed
+        point = _point_to_sign(session, home, trusted_point)
+    if point is None:
         return last_checkpointed
+    key = load_signing_key(home)
+    with store.session() as session:
+        lock_chain_head(session.connection())
+        newest = _verified_head(session, home, point)
+        created = _add_checkpoint(session, key, newest)
+        signed = ChainPoint(created.sequence, created.digest)
+        session.execute(
+            update(EventChainHead)
+            .where(EventChainHead.id == HEAD_ROW_ID)
+            .values(seal=seal_head(head_seal_key(home), *newest))
+        )
     # Only after the commit, so a point is never trusted for a checkpoint
     # that was rolled back.
     trusted.checkpointed(signed)
     return signed.sequence
+
+
+def _point_to_sign(
+    session: Session, home: Path, trusted: ChainPoint | None
+) -> ChainPoint | None:
+    """Return the newest chain point that server processes wrote or this one verified.
+
+    That is the head itself when it is still ``trusted``, or when its seal
+    is valid and the newest trusted point (``trusted`` or the newest signed
+    checkpoint) is still in the chain below it. Otherwise the events after
+    that point are verified, and TamperedLogError names the first problem.
+    Returns None for an empty log.
+    """
+    row = session.execute(
+        select(
+            EventChainHead.last_sequence,
+            EventChainHead.last_digest,
+            EventChainHead.seal,
+        ).where(EventChainHead.id == HEAD_ROW_ID)
+    ).first()
+    if row is not None and row.last_sequence > 0:
+        head = ChainPoint(row.last_sequence, row.last_digest)
+        if trusted == head:
+            return head
+        sealed = seal_valid(head_seal_key(home), *head, row.seal)
+        if sealed and _still_below(session, home, trusted, head):
+            return head
+    report = _verified_report(session, home, trusted)
+    if report.last_sequence == 0:
+        return None
+    return ChainPoint(report.last_sequence, report.last_digest)
+
+
+def _still_below(
+    session: Session, home: Path, trusted: ChainPoint | None, head: ChainPoint
+) -> bool:
+    """Return whether the newest trusted point is unchanged at or below ``head``."""
+    # Imported here because the verifier imports this module.
+    from keysteward.events.verify import newest_trusted_checkpoint
+
+    anchor = trusted
+    checkpoint = newest_trusted_checkpoint(session, home)
+    if checkpoint is not None and (
+        anchor is None or checkpoint.sequence > anchor.sequence
+    ):
+        anchor = checkpoint
+    if anchor is None:
+        return True
+    if anchor.sequence > head.sequence:
+        return False
+    digest = session.scalar(
+        select(Event.digest).where(Event.sequence == anchor.sequence)
+    )
+    return digest == anchor.digest
+
+
+def _verified_head(session: Session, home: Path, point: ChainPoint) -> ChainPoint:
+    """Verify the events after ``point`` up to the locked head; return the head."""
+    report = _verified_report(session, home, point)
+    return ChainPoint(report.last_sequence, report.last_digest)
+
+
+def _verified_report(
+    session: Session, home: Path, trusted: ChainPoint | None
+) -> "VerifyReport":
+    # Imported here because the verifier imports this module.
+    from keysteward.events.verify import verify_since_checkpoint
+
+    report = verify_since_checkpoint(session, home, trusted)
+    first = report.first_problem
+    if first is not None:
+        raise TamperedLogError(
+            f"the event log failed verification, so no checkpoint was signed: "
+            f"{first.message}. Run 'keysteward events verify' for the full report"
+        )
+    return report

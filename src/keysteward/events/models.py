@@ -55,6 +55,9 @@ class EventChainHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
     last_sequence: Mapped[int] = mapped_column()
     last_digest: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    # HMAC-SHA256 of the two columns above (see events.seal), or None. It
+    # is valid only while both keep the values it was computed for.
+    seal: Mapped[str | None] = mapped_column(String(64))
 
 
 class EventCheckpoint(Base):

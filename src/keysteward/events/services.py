@@ -12,6 +12,7 @@ from keysteward.clock import as_utc
 from keysteward.errors import InvalidInputError
 from keysteward.events.appender import append_rows
 from keysteward.events.chain import canonical_json, note_appended
+from keysteward.events.encoding import encode_events
 from keysteward.events.errors import AppendOnlyError
 from keysteward.events.models import Event
 from keysteward.logging import contains_known_secret
@@ -89,13 +90,13 @@ def append_events(session: Session, entries: Iterable[Mapping[str, Any]]) -> int
     because those would be chained after these at flush. Raises
     InvalidInputError, before anything is written, for a bad entry.
     """
-    checked = checked_entries(entries)
+    encoded = encode_events(entries, session.get_bind().dialect)
     connection = session.connection()
     driver = connection.connection.driver_connection
     assert driver is not None
     cursor = driver.cursor()
     try:
-        span = append_rows(cursor, connection.dialect, checked)
+        span = append_rows(cursor, connection.dialect, encoded)
     finally:
         cursor.close()
     note_appended(session.info, span)
@@ -108,25 +109,27 @@ def checked_entries(entries: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]
     Raises InvalidInputError naming the entry for an unknown field, a
     missing actor or action, or details that are not JSON or look secret.
     """
-    checked: list[dict[str, Any]] = []
-    for index, entry in enumerate(entries):
-        unknown = sorted(set(entry) - EVENT_FIELDS)
-        if unknown:
-            raise InvalidInputError(
-                f"event entry {index} has unknown field(s) {', '.join(unknown)}; "
-                f"allowed fields are {', '.join(sorted(EVENT_FIELDS))}"
-            )
-        missing = [name for name in ("actor", "action") if not entry.get(name)]
-        if missing:
-            raise InvalidInputError(
-                f"event entry {index} is missing {' and '.join(missing)}"
-            )
-        values = dict(entry)
-        values["details"] = _checked_details(values.get("details"))
-        if values.get("target_id") is not None:
-            values["target_id"] = str(values["target_id"])
-        checked.append(values)
-    return checked
+    return [checked_entry(entry, index) for index, entry in enumerate(entries)]
+
+
+def checked_entry(entry: Mapping[str, Any], index: int = 0) -> dict[str, Any]:
+    """Validate one event entry as ``checked_entries`` does; errors name ``index``."""
+    unknown = sorted(set(entry) - EVENT_FIELDS)
+    if unknown:
+        raise InvalidInputError(
+            f"event entry {index} has unknown field(s) {', '.join(unknown)}; "
+            f"allowed fields are {', '.join(sorted(EVENT_FIELDS))}"
+        )
+    missing = [name for name in ("actor", "action") if not entry.get(name)]
+    if missing:
+        raise InvalidInputError(
+            f"event entry {index} is missing {' and '.join(missing)}"
+        )
+    values = dict(entry)
+    values["details"] = _checked_details(values.get("details"))
+    if values.get("target_id") is not None:
+        values["target_id"] = str(values["target_id"])
+    return values
 
 
 # Values that JSON stores and returns unchanged; floats are left out because

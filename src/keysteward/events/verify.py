@@ -180,7 +180,7 @@ def verify_chain(
     ``home`` is the folder holding ``checkpoint.pub``; without it, or without
     that file, checkpoints are checked only against the keys stored with
     them. ``progress`` is called with the number of events checked so far.
-    Run it in ``Store.snapshot()`` while others may append: at PostgreSQL's
+    Run it in ``Store.read_snapshot()`` while others may append: at PostgreSQL's
     READ COMMITTED, an event committed between the scan and the head query
     is reported as truncation.
     """
@@ -289,6 +289,16 @@ def _moved_trusted_point(trusted: ChainPoint, anchored: Any) -> Problem:
         f"event {trusted.sequence} no longer has the digest {written} that this "
         "process saw (events were changed or the database was replaced)",
     )
+
+
+def newest_trusted_checkpoint(session: Session, home: Path) -> ChainPoint | None:
+    """Return the point of the newest checkpoint with a valid, pinned signature."""
+    pinned = load_pinned_public_key(home)
+    pinned_hex = public_key_hex(pinned) if pinned is not None else None
+    checkpoint = _newest_trusted_checkpoint(session, pinned_hex)
+    if checkpoint is None:
+        return None
+    return ChainPoint(checkpoint.sequence, checkpoint.digest)
 
 
 def _newest_trusted_checkpoint(

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -28,8 +28,9 @@ from sqlalchemy import PoolProxiedConnection
 from keysteward.db import Store
 from keysteward.events.appender import append_rows
 from keysteward.events.checkpoints import events_committed
+from keysteward.events.encoding import EncodedEvent
 from keysteward.events.errors import EventNotRecordedError
-from keysteward.events.services import checked_entries
+from keysteward.events.seal import head_seal_key
 from keysteward.transactions import (
     BASE_DELAY,
     DEFAULT_ATTEMPTS,
@@ -50,13 +51,17 @@ STALE_ATTEMPTS = 5
 # SQLite's write lock, counted from the item's submit. It equals the busy
 # timeout that db.py gives every other connection.
 LOCK_WAIT_SECONDS = 30.0
-# The first and the largest pause between those retries, in seconds.
-FIRST_LOCK_RETRY = 0.001
-MAX_LOCK_RETRY = 0.05
+# The pauses between those retries, in seconds. The first retry comes at the
+# next pass of the loop, because another server process's commit holds the
+# lock for about 0.1 ms. Later pauses start at the first and double up to the
+# largest.
+FIRST_LOCK_RETRY = 0.0002
+MAX_LOCK_RETRY = 0.005
 
 # Called in the batch's transaction with a driver cursor (sqlite3 or
-# psycopg), returns the event entries of the items.
-Prepare = Callable[[Any, list[T]], list[Mapping[str, Any]]]
+# psycopg), returns the event entries of the items. Entries encoded before
+# the batch began (events.encoding) keep the chain head's lock short.
+Prepare = Callable[[Any, list[T]], Sequence[Mapping[str, Any] | EncodedEvent]]
 
 
 class StaleBatchError(Exception):
@@ -127,6 +132,7 @@ class EventWriter(Generic[T]):
             raise ValueError(f"invalid max_batch {max_batch}: must be at least 1")
         self._store = store
         self._dialect = store.engine.dialect
+        self._seal_key = head_seal_key(store.settings.home)
         self._prepare = prepare
         self._refresh = refresh
         self._max_batch = max_batch
@@ -140,8 +146,9 @@ class EventWriter(Generic[T]):
         self._idle_tasks = idle_tasks
         self._flush_scheduled = False
         # Inline only: the pause before the next try while the write lock is
-        # taken, and the reloads since the last commit.
-        self._lock_retry = FIRST_LOCK_RETRY
+        # taken (0 for the next pass of the loop), and the reloads since the
+        # last commit.
+        self._lock_retry = 0.0
         self._reloads = 0
 
     async def submit(self, item: T) -> None:
@@ -235,6 +242,10 @@ class EventWriter(Generic[T]):
             reload = loop.run_in_executor(None, self._refresh_or_log)
             reload.add_done_callback(lambda _done: self._flush_inline())
             return
+        if self._lock_retry == 0.0:
+            loop.call_soon(self._flush_inline)
+            self._lock_retry = FIRST_LOCK_RETRY
+            return
         loop.call_later(self._lock_retry, self._flush_inline)
         self._lock_retry = min(self._lock_retry * 2, MAX_LOCK_RETRY)
 
@@ -308,7 +319,7 @@ class EventWriter(Generic[T]):
             self._reloads = 0
             self._settle(batch, error)
             return True
-        self._lock_retry = FIRST_LOCK_RETRY
+        self._lock_retry = 0.0
         self._reloads = 0
         self._settle(batch, None)
         return True
@@ -325,9 +336,12 @@ class EventWriter(Generic[T]):
                     # sqlite3 runs in autocommit mode here (see db.py), so the
                     # transaction and its write lock start explicitly.
                     cursor.execute("BEGIN IMMEDIATE")
-                entries = checked_entries(self._prepare(cursor, items))
                 span = append_rows(
-                    cursor, self._dialect, entries, write_locked=is_sqlite
+                    cursor,
+                    self._dialect,
+                    self._prepare(cursor, items),
+                    write_locked=is_sqlite,
+                    seal_key=self._seal_key,
                 )
                 driver.commit()
             except StaleBatchError:

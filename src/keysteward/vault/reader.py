@@ -13,7 +13,7 @@ cannot be committed fails.
 
 import asyncio
 import threading
-from collections.abc import Collection, Mapping
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,9 @@ from starlette.concurrency import run_in_threadpool
 
 from keysteward.crypto.aead import DecryptionError
 from keysteward.db import Store
+from keysteward.errors import InvalidInputError
+from keysteward.events.encoding import EncodedEvent, EventTemplate
+from keysteward.events.errors import EventNotRecordedError
 from keysteward.events.writer import EventWriter, StaleBatchError
 from keysteward.tokens.principals import Principal
 from keysteward.transactions import run_transaction
@@ -49,6 +52,8 @@ class PendingRead:
     value: bytes | None = field(default=None, repr=False)
     # Set when the value failed to decrypt, which leaves the read unrecorded.
     failed: bool = False
+    # The read's event, encoded outside the writer's transaction.
+    encoded: EncodedEvent | None = None
 
     def decrypt(self) -> None:
         """Decrypt the value of an allowed read, or raise the bare DecryptionError."""
@@ -62,7 +67,19 @@ class PendingRead:
         """Whether the read is allowed but the snapshot has no current version."""
         return bool(self.outcome.decision) and self.outcome.version is None
 
-    def event(self) -> dict[str, Any]:
+    def template_key(self) -> tuple[Any, ...]:
+        """Return what the read's event shares with others: all but time and request."""
+        version = self.outcome.version
+        return (
+            self.principal.label,
+            self.name,
+            bool(self.outcome.decision),
+            self.outcome.decision.reason,
+            version.version if version is not None else None,
+        )
+
+    def shared_event(self) -> dict[str, Any]:
+        """Return the read's event without its time, source address and request id."""
         details: dict[str, Any] = {
             "reason": self.outcome.decision.reason,
             "via": "api",
@@ -75,10 +92,12 @@ class PendingRead:
             "target_type": "secret",
             "target_id": self.name,
             "outcome": "allowed" if self.outcome.decision else "denied",
-            "source_address": self.source,
-            "request_id": self.request_id,
             "details": details,
         }
+
+
+# Read events kept encoded, at most; the cache starts over when full.
+MAX_TEMPLATES = 4096
 
 
 class SecretReader:
@@ -95,6 +114,10 @@ class SecretReader:
         self._keyring = keyring
         self._snapshot: ReadSnapshot | None = None
         self._load_lock = threading.Lock()
+        self._dialect = store.engine.dialect
+        # The checked, encoded events of the reads seen lately, which differ
+        # from a new read's event only in time, source and request id.
+        self._templates: dict[tuple[Any, ...], EventTemplate] = {}
         self._writer: EventWriter[PendingRead] = EventWriter(
             store,
             self._prepare,
@@ -137,6 +160,11 @@ class SecretReader:
         # Decrypted before the event, as the path through the store does, so
         # a value that fails to decrypt is never recorded as read.
         pending.decrypt()
+        try:
+            pending.encoded = self._encode(pending)
+        except InvalidInputError as exc:
+            # As when the writer's commit rejects the event: the read fails.
+            raise EventNotRecordedError("the read event is invalid") from exc
         await self._writer.submit(pending)
         if pending.failed:
             raise DecryptionError
@@ -171,9 +199,7 @@ class SecretReader:
                 return self._snapshot
         return self.refresh()
 
-    def _prepare(
-        self, cursor: Any, batch: list[PendingRead]
-    ) -> list[Mapping[str, Any]]:
+    def _prepare(self, cursor: Any, batch: list[PendingRead]) -> list[EncodedEvent]:
         # Runs in the writer's transaction, which on SQLite holds the write
         # lock from its start, so nothing can change until it commits.
         cursor.execute(GENERATION_QUERY)
@@ -190,8 +216,21 @@ class SecretReader:
                     pending.failed = False
                 except DecryptionError:
                     pending.failed = True
+                pending.encoded = None
         return [
-            pending.event()
+            pending.encoded or self._encode(pending)
             for pending in batch
             if not pending.missing and not pending.failed
         ]
+
+    def _encode(self, pending: PendingRead) -> EncodedEvent:
+        key = pending.template_key()
+        template = self._templates.get(key)
+        if template is None:
+            if len(self._templates) >= MAX_TEMPLATES:
+                self._templates.clear()
+            template = EventTemplate(pending.shared_event(), self._dialect)
+            self._templates[key] = template
+        return template.encode(
+            request_id=pending.request_id, source_address=pending.source
+        )
