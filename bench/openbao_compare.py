@@ -174,6 +174,7 @@ def measure_keysteward(
     seconds: int,
     folder: Path,
     settings: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> dict[int, dict[str, float]]:
     master_key = base64.b64encode(os.urandom(32)).decode()
     keyring = KeyRing(EnvironmentKeyProvider({MASTER_KEY_SETTING: master_key}))
@@ -185,7 +186,9 @@ def measure_keysteward(
     finally:
         store.engine.dispose()
     results: dict[int, dict[str, float]] = {}
-    with running_server(home, server_database_url, master_key, settings) as url:
+    with running_server(
+        home, server_database_url, master_key, settings, workers
+    ) as url:
         exchanged = httpx.post(
             f"{url}/api/v1/token",
             data={"grant_type": "client_credentials", "client_secret": api_token},
@@ -206,7 +209,13 @@ def measure_keysteward(
                 folder,
             )
             label = database_url or "sqlite"
-            print(label, settings or "", connections, results[connections])
+            print(
+                label,
+                settings or "",
+                f"workers={workers}",
+                connections,
+                results[connections],
+            )
     return results
 
 
@@ -312,7 +321,8 @@ def render_section(
         "audit device (declared in a config file, because OpenBao 2.x rejects "
         "`bao audit enable` over the API), one KV v2 secret, and a token "
         "whose only policy reads that one path. keysteward is "
-        "`keysteward serve` (one process) with one secret, read with an "
+        "`keysteward serve` with one server process, or two sharing the port "
+        "(`--workers 2`), with one secret, read with an "
         "access token of a service account whose role grants only "
         "`keysteward:secrets/hubspot:read`. Each keysteward read checks the "
         "JWT, decides through the policy engine, commits a hash-chained read "
@@ -383,6 +393,11 @@ def main() -> None:
     )
     parser.add_argument("--no-postgres", action="store_true", help="SQLite only")
     parser.add_argument(
+        "--workers",
+        default="1,2",
+        help="comma-separated keysteward server process counts (serve --workers)",
+    )
+    parser.add_argument(
         "--write-docs", action="store_true", help="update docs/benchmarks.md"
     )
     args = parser.parse_args()
@@ -399,21 +414,24 @@ def main() -> None:
             binary, levels, args.seconds, folder
         )
         systems["OpenBao (dev, file audit)"] = openbao
-        systems["keysteward, SQLite FULL"] = measure_keysteward(
-            None, levels, args.seconds, folder
-        )
-        systems["keysteward, SQLite NORMAL"] = measure_keysteward(
-            None,
-            levels,
-            args.seconds,
-            folder,
-            {"KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL"},
-        )
-        if not args.no_postgres:
-            with scratch_postgres(args.postgres_url) as url:
-                systems["keysteward, PostgreSQL"] = measure_keysteward(
-                    url, levels, args.seconds, folder
-                )
+        for workers in [int(part) for part in args.workers.split(",")]:
+            suffix = "" if workers == 1 else f", {workers} workers"
+            systems[f"keysteward, SQLite FULL{suffix}"] = measure_keysteward(
+                None, levels, args.seconds, folder, workers=workers
+            )
+            systems[f"keysteward, SQLite NORMAL{suffix}"] = measure_keysteward(
+                None,
+                levels,
+                args.seconds,
+                folder,
+                {"KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL"},
+                workers,
+            )
+            if not args.no_postgres:
+                with scratch_postgres(args.postgres_url) as url:
+                    systems[f"keysteward, PostgreSQL{suffix}"] = measure_keysteward(
+                        url, levels, args.seconds, folder, workers=workers
+                    )
     command = ".venv/bin/python bench/openbao_compare.py " + " ".join(sys.argv[1:])
     section = render_section(
         command.strip(),

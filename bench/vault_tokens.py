@@ -136,10 +136,12 @@ def running_server(
     database_url: str,
     master_key: str,
     settings: Mapping[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[str]:
     """Start ``keysteward serve`` in a subprocess; yield its base URL.
 
-    ``settings`` adds environment variables, such as other KEYSTEWARD_ settings.
+    ``settings`` adds environment variables, such as other KEYSTEWARD_ settings,
+    and ``workers`` is the server's ``--workers``.
     """
     port = _free_port()
     environment = {
@@ -151,7 +153,7 @@ def running_server(
         **(settings or {}),
     }
     command = [str(Path(sys.executable).parent / "keysteward"), "serve"]
-    command += ["--port", str(port)]
+    command += ["--port", str(port), "--workers", str(workers)]
     process = subprocess.Popen(command, env=environment)
     url = f"http://127.0.0.1:{port}"
     try:

@@ -1,10 +1,13 @@
 """``keysteward serve``: run the HTTP API with uvicorn."""
 
-from typing import Annotated
+import os
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
 from keysteward.cli._context import state_of
+from keysteward.errors import ConfigError
 
 
 def register(app: typer.Typer) -> None:
@@ -31,6 +34,14 @@ def serve(
             "default 3600; review-reminders and audit, default 86400).",
         ),
     ] = "",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Server processes sharing the port. Each one opens its own "
+            "store connections and serves requests on its own CPU core.",
+        ),
+    ] = 1,
 ) -> None:
     """Serve the API (token exchange, secret reads) until interrupted."""
     import uvicorn
@@ -40,9 +51,32 @@ def serve(
 
     state = state_of(ctx)
     keyring = keyring_for_home(state.settings.home)
+    if workers > 1:
+        _check_worker_key_provider()
     # Read the master key now, so a missing key or a passphrase prompt
     # happens before the server starts, not on its first request.
     keyring.master_key()
+    if workers > 1:
+        if with_scheduler:
+            from keysteward.cluster.jobs import parse_intervals
+
+            parse_intervals(job_intervals)
+        # Migrates the store once, before the workers open it.
+        state.store.engine.dispose()
+        _export_settings(
+            state.overrides, state.settings.home, with_scheduler, job_intervals
+        )
+        uvicorn.run(
+            "keysteward.workers:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=state.settings.log_level.lower(),
+            access_log=False,
+            server_header=False,
+        )
+        return
     app = create_app(state.settings, store=state.store, keyring=keyring)
     if with_scheduler:
         from keysteward.cluster.jobs import parse_intervals, scheduled_jobs
@@ -61,3 +95,29 @@ def serve(
         # No "server: uvicorn" header, which names the server software to callers.
         server_header=False,
     )
+
+
+def _check_worker_key_provider() -> None:
+    """Raise ConfigError when worker processes could not unlock the master key."""
+    from keysteward.crypto.keyring import PASSPHRASE_SETTING, provider_name
+
+    if provider_name() == "passphrase" and not os.environ.get(PASSPHRASE_SETTING):
+        raise ConfigError(
+            "--workers needs the master key in every worker process, and a "
+            "passphrase prompt reaches only the first one; set "
+            f"{PASSPHRASE_SETTING} for the server, or serve with --workers 1"
+        )
+
+
+def _export_settings(
+    overrides: dict[str, Any], home: Path, with_scheduler: bool, job_intervals: str
+) -> None:
+    """Put the settings given as flags into the environment the workers inherit."""
+    from keysteward.workers import JOB_INTERVALS_SETTING, SCHEDULER_SETTING
+
+    for name, value in overrides.items():
+        if value is not None:
+            os.environ[f"KEYSTEWARD_{name.upper()}"] = str(value)
+    os.environ["KEYSTEWARD_HOME"] = str(home)
+    os.environ[SCHEDULER_SETTING] = "1" if with_scheduler else "0"
+    os.environ[JOB_INTERVALS_SETTING] = job_intervals

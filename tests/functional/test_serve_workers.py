@@ -1,0 +1,173 @@
+"""``keysteward serve --workers 2`` on the embedded SQLite store.
+
+Two worker processes share one port and one database. Every read they
+serve must be on record in one valid chain, with checkpoints signed over
+both processes' events.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import func, select
+
+from common.principals import create_account
+from common.read_servers import api_token_for, exchange_token
+from common.rotation_setup import keyring_for, random_master_key
+from keysteward.config import Settings
+from keysteward.db import Store, open_store
+from keysteward.events.models import Event, EventCheckpoint
+from keysteward.vault.services import put_secret
+
+KEYSTEWARD = str(Path(sys.executable).with_name("keysteward"))
+SECRET_VALUE = "pat-na1-" + "0a1b2c3d" * 4
+READS = 1200
+CLIENTS = 8
+
+
+@dataclass
+class Workers:
+    url: str
+    store: Store
+    env: dict[str, str]
+    api_token: str
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def workers(tmp_path: Path) -> Iterator[Workers]:
+    master_key = random_master_key()
+    home = tmp_path / "home"
+    store = open_store(Settings(home=home))
+    principal = create_account(store, "crm-sync", "keysteward:secrets/hubspot:read")
+    with store.session() as session:
+        put_secret(
+            session,
+            keyring_for(master_key),
+            "hubspot",
+            SECRET_VALUE.encode(),
+            actor="t",
+        )
+    api_token = api_token_for(store, principal)
+
+    env = {
+        **os.environ,
+        "KEYSTEWARD_HOME": str(home),
+        "KEYSTEWARD_KEY_PROVIDER": "env",
+        "KEYSTEWARD_MASTER_KEY": master_key,
+        "KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL",
+    }
+
+    port = _free_port()
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [KEYSTEWARD, "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=log_file,
+        )
+    url = f"http://127.0.0.1:{port}"
+
+    try:
+        _wait_healthy(url, process, log_path)
+        yield Workers(url, store, env, api_token)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        store.engine.dispose()
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"serve did not answer /healthz within 60 s:\n{log.read_text()}")
+
+
+def _read(url: str, access_token: str, count: int) -> list[str]:
+    """Read the secret ``count`` times on new connections; return request ids."""
+    request_ids = []
+    headers = {"Authorization": f"Bearer {access_token}"}
+    for _ in range(count):
+        response = httpx.get(f"{url}/api/v1/secrets/hubspot", headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.json()["value"] == SECRET_VALUE
+        request_ids.append(response.headers["x-request-id"])
+    return request_ids
+
+
+def test_workers_share_one_chain(workers: Workers, tmp_path: Path) -> None:
+    access_token = exchange_token(workers.url, workers.api_token)
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        batches = pool.map(
+            _read,
+            [workers.url] * CLIENTS,
+            [access_token] * CLIENTS,
+            [READS // CLIENTS] * CLIENTS,
+        )
+        request_ids = [request_id for batch in batches for request_id in batch]
+
+    # Each process numbers its request ids after a random 12-digit prefix.
+    prefixes = {request_id[:12] for request_id in request_ids}
+    assert len(prefixes) == 2
+    with workers.store.session() as session:
+        reads = session.scalar(
+            select(func.count())
+            .select_from(Event)
+            .where(Event.action == "secret.read", Event.outcome == "allowed")
+        )
+        checkpoints = session.scalar(select(func.count()).select_from(EventCheckpoint))
+    assert reads == READS
+    assert checkpoints is not None and checkpoints >= 1
+    verified = subprocess.run(
+        [KEYSTEWARD, "events", "verify", "--json"],
+        env=workers.env,
+        capture_output=True,
+        text=True,
+    )
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_workers_need_passphrase_in_environment(tmp_path: Path) -> None:
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key != "KEYSTEWARD_PASSPHRASE"
+    }
+    env["KEYSTEWARD_HOME"] = str(tmp_path / "home")
+    env["KEYSTEWARD_KEY_PROVIDER"] = "passphrase"
+    result = subprocess.run(
+        [KEYSTEWARD, "serve", "--workers", "2", "--port", str(_free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert "KEYSTEWARD_PASSPHRASE" in result.stderr
