@@ -21,15 +21,18 @@ JOB_INTERVALS_SETTING = "KEYSTEWARD_JOB_INTERVALS"
 def worker_app() -> FastAPI:
     """Build one worker's app from the settings in the environment."""
     from keysteward.app import create_app
-    from keysteward.events.checkpoints import enable_automatic_checkpoints
-    from keysteward.vault.keys import keyring_for_home
+    from keysteward.events.automatic import enable_automatic_checkpoints
+    from keysteward.vault.keys import check_master_key, keyring_for_home
 
     settings = load_settings()
     configure_logging(settings.log_level)
     store = open_store(settings)
-    enable_automatic_checkpoints(store)
+    enable_automatic_checkpoints(store, background=True)
     keyring = keyring_for_home(settings.home)
-    keyring.master_key()
+    with store.read_snapshot() as session:
+        check_master_key(session, keyring)
+    # NOTE: each worker keeps its own Prometheus counters, so /metrics shows
+    # those of the worker that answered the scrape.
     app = create_app(settings, store=store, keyring=keyring)
     if os.environ.get(SCHEDULER_SETTING) == "1":
         from keysteward.cluster.jobs import parse_intervals, scheduled_jobs

@@ -1,17 +1,19 @@
 """Edits of the event log made the way an attacker with database access would.
 
-Each edit drops the append-only triggers, changes rows and puts the
-triggers back, all in one transaction, so a shared PostgreSQL database
-keeps them.
+Each edit drops the append-only triggers of ``events`` and
+``event_checkpoints``, changes rows and puts the triggers back, all in one
+transaction, so a shared PostgreSQL database keeps them.
 """
 
 from sqlalchemy import Connection, TextClause, text
 
 from keysteward.db import Store
 
-SQLITE_TRIGGERS = {
-    "events_no_update": "BEFORE UPDATE ON events",
-    "events_no_delete": "BEFORE DELETE ON events",
+APPEND_ONLY_TABLES = ("events", "event_checkpoints")
+# PostgreSQL's trigger function of each table, as the migrations name them.
+POSTGRESQL_FUNCTIONS = {
+    "events": "keysteward_events_append_only",
+    "event_checkpoints": "keysteward_event_checkpoints_append_only",
 }
 
 
@@ -28,26 +30,30 @@ def tamper(store: Store, *statements: TextClause) -> None:
 
 
 def drop_triggers(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(text("DROP TRIGGER events_append_only ON events"))
-        return
-    for name in SQLITE_TRIGGERS:
-        connection.execute(text(f"DROP TRIGGER {name}"))
+    for table in APPEND_ONLY_TABLES:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text(f"DROP TRIGGER {table}_append_only ON {table}"))
+            continue
+        for operation in ("update", "delete"):
+            connection.execute(text(f"DROP TRIGGER {table}_no_{operation}"))
 
 
 def create_triggers(connection: Connection) -> None:
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            text(
-                "CREATE TRIGGER events_append_only BEFORE UPDATE OR DELETE ON events "
-                "FOR EACH ROW EXECUTE FUNCTION keysteward_events_append_only()"
+    for table in APPEND_ONLY_TABLES:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE "
+                    f"ON {table} FOR EACH ROW EXECUTE FUNCTION "
+                    f"{POSTGRESQL_FUNCTIONS[table]}()"
+                )
             )
-        )
-        return
-    for name, timing in SQLITE_TRIGGERS.items():
-        connection.execute(
-            text(
-                f"CREATE TRIGGER {name} {timing} "
-                "BEGIN SELECT RAISE(ABORT, 'events are append-only'); END"
+            continue
+        for operation in ("UPDATE", "DELETE"):
+            connection.execute(
+                text(
+                    f"CREATE TRIGGER {table}_no_{operation.lower()} "
+                    f"BEFORE {operation} ON {table} "
+                    f"BEGIN SELECT RAISE(ABORT, '{table} are append-only'); END"
+                )
             )
-        )

@@ -5,7 +5,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from keysteward.cli._context import CliState
-from keysteward.events.checkpoints import DEFAULT_CHECKPOINT_INTERVAL
+from keysteward.events.automatic import DEFAULT_CHECKPOINT_INTERVAL
 from keysteward.events.models import EventCheckpoint
 from keysteward.events.services import record_events
 

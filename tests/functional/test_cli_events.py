@@ -117,6 +117,18 @@ def test_checkpoint_then_verify(tmp_path: Path) -> None:
     assert verified["checkpoints_checked"] == 1
 
 
+def test_checkpoint_seals_and_records(tmp_path: Path) -> None:
+    home = _home_with_events(tmp_path)
+    assert _run(home, "checkpoint").exit_code == 0
+
+    recorded = json.loads((home / "checkpoint.last").read_text())
+    assert recorded["sequence"] == 3
+    with sqlite3.connect(home / "keysteward.db") as connection:
+        seal = connection.execute("SELECT seal FROM event_chain_head").fetchone()[0]
+    assert seal is not None
+    assert len(seal) == 64
+
+
 def test_checkpoint_rejects_open_key(tmp_path: Path) -> None:
     home = _home_with_events(tmp_path)
     assert _run(home, "checkpoint").exit_code == 0

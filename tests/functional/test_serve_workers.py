@@ -171,3 +171,26 @@ def test_workers_need_passphrase_in_environment(tmp_path: Path) -> None:
     )
     assert result.returncode != 0
     assert "KEYSTEWARD_PASSPHRASE" in result.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_rejects_wrong_master_key(tmp_path: Path, workers: str) -> None:
+    home = tmp_path / "home"
+    store = open_store(Settings(home=home))
+    with store.session() as session:
+        put_secret(
+            session, keyring_for(random_master_key()), "hubspot", b"v", actor="t"
+        )
+    store.engine.dispose()
+    env = {
+        **os.environ,
+        "KEYSTEWARD_HOME": str(home),
+        "KEYSTEWARD_KEY_PROVIDER": "env",
+        "KEYSTEWARD_MASTER_KEY": random_master_key(),
+    }
+    command = [KEYSTEWARD, "serve", "--workers", workers, "--port", str(_free_port())]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert "does not unwrap key-encryption key" in result.stderr

@@ -60,6 +60,8 @@ class CliState:
     """Global options of one invocation; the store opens on first use."""
 
     overrides: dict[str, Any] = field(default_factory=dict)
+    # Set by servers before the store opens, so no request signs a checkpoint.
+    background_checkpoints: bool = False
 
     @cached_property
     def settings(self) -> Settings:
@@ -67,10 +69,10 @@ class CliState:
 
     @cached_property
     def store(self) -> Store:
-        from keysteward.events.checkpoints import enable_automatic_checkpoints
+        from keysteward.events.automatic import enable_automatic_checkpoints
 
         opened = open_store(self.settings)
-        enable_automatic_checkpoints(opened)
+        enable_automatic_checkpoints(opened, background=self.background_checkpoints)
         if opened.created:
             # A mistyped KEYSTEWARD_HOME or URL would otherwise pass silently
             # as an empty inventory with no findings.

@@ -233,13 +233,29 @@ def _print_verify_report(report: "VerifyReport") -> None:
 @events_app.command("checkpoint")
 def checkpoint_command(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Sign a checkpoint at the newest event with HOME/checkpoint.key."""
+    from sqlalchemy import select
+
+    from keysteward.events.automatic import sign_checkpoint
     from keysteward.events.chain import format_timestamp
-    from keysteward.events.checkpoints import create_checkpoint
+    from keysteward.events.models import EventCheckpoint
 
     state = state_of(ctx)
-    with state.store.session() as session:
-        checkpoint = create_checkpoint(session, state.settings.home)
-        summary = None
+    # Verifies every event since the newest checkpoint, even under a sealed
+    # head, in a snapshot that does not hold up the server's writes.
+    signed = sign_checkpoint(state.store, trust_seal=False)
+    summary = None
+    with state.store.read_snapshot() as session:
+        checkpoint = None
+        if signed is not None:
+            checkpoint = session.scalars(
+                select(EventCheckpoint)
+                .where(
+                    EventCheckpoint.sequence == signed.sequence,
+                    EventCheckpoint.digest == signed.digest,
+                )
+                .order_by(EventCheckpoint.id.desc())
+                .limit(1)
+            ).first()
         if checkpoint is not None:
             summary = {
                 "id": checkpoint.id,

@@ -49,6 +49,7 @@ def serve(
     from keysteward.vault.keys import keyring_for_home
 
     state = state_of(ctx)
+    state.background_checkpoints = True
     gateway_config = load_gateway_config(_config_path(ctx, config), required=True)
     keyring = keyring_for_home(state.settings.home)
     # Read the master key now, so a missing key fails before the server starts.

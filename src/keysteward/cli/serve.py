@@ -47,15 +47,18 @@ def serve(
     import uvicorn
 
     from keysteward.app import create_app
-    from keysteward.vault.keys import keyring_for_home
+    from keysteward.vault.keys import check_master_key, keyring_for_home
 
     state = state_of(ctx)
+    state.background_checkpoints = True
     keyring = keyring_for_home(state.settings.home)
     if workers > 1:
         _check_worker_key_provider()
-    # Read the master key now, so a missing key or a passphrase prompt
-    # happens before the server starts, not on its first request.
+    # Read the master key now, so a missing key, a passphrase prompt or a
+    # wrong key shows before the server starts, not on its first request.
     keyring.master_key()
+    with state.store.read_snapshot() as session:
+        check_master_key(session, keyring)
     if workers > 1:
         if with_scheduler:
             from keysteward.cluster.jobs import parse_intervals

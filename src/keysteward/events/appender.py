@@ -109,7 +109,9 @@ def append_rows(
         seal_key, last_sequence, last_digest, head[2]
     )
     if not encoded:
-        return AppendedSpan(start_sequence, start_digest, last_sequence, last_digest)
+        return AppendedSpan(
+            start_sequence, start_digest, last_sequence, last_digest, sealed
+        )
     rows: list[tuple[Any, ...]] = []
     for event in encoded:
         last_sequence += 1
@@ -122,4 +124,6 @@ def append_rows(
         assert seal_key is not None
         seal = seal_head(seal_key, last_sequence, last_digest)
     cursor.execute(statements.update_head, (last_sequence, last_digest, seal))
-    return AppendedSpan(start_sequence, start_digest, last_sequence, last_digest)
+    return AppendedSpan(
+        start_sequence, start_digest, last_sequence, last_digest, sealed
+    )

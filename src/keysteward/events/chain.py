@@ -40,19 +40,28 @@ APPENDED_SPAN_KEY = "keysteward.events.appended_span"
 _creation_counter = itertools.count()
 
 
+class ChainPoint(NamedTuple):
+    """An event's place in the chain: its sequence number and digest."""
+
+    sequence: int
+    digest: str
+
+
 @dataclass(frozen=True)
 class AppendedSpan:
     """The events one transaction appended, as the chain heads around them.
 
     ``start_sequence`` and ``start_digest`` are the head the transaction
     found (the event before its first one), ``end_sequence`` and
-    ``end_digest`` the head it left.
+    ``end_digest`` the head it left. ``start_sealed`` is true when the head
+    it found had a valid seal (see ``events.seal``).
     """
 
     start_sequence: int
     start_digest: str
     end_sequence: int
     end_digest: str
+    start_sealed: bool = False
 
     def followed_by(self, later: "AppendedSpan") -> "AppendedSpan":
         """Return the span from this one's start to the end of ``later``.
@@ -68,7 +77,11 @@ class AppendedSpan:
                 f"continue the span ending at sequence {self.end_sequence}"
             )
         return AppendedSpan(
-            self.start_sequence, self.start_digest, later.end_sequence, later.end_digest
+            self.start_sequence,
+            self.start_digest,
+            later.end_sequence,
+            later.end_digest,
+            self.start_sealed,
         )
 
 

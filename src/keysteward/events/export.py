@@ -52,10 +52,15 @@ _OCSF_ACTIVITY_NAMES = {1: "Create", 2: "Read", 3: "Update", 4: "Delete", 99: "O
 # the "failure" row, so an unexpected value is never reported as routine.
 _SEVERITY_BY_OUTCOME = {
     "success": (3, 1),
+    # An authorization decision that let the action through.
+    "allowed": (3, 1),
     "failure": (6, 3),
     "error": (6, 3),
     "denied": (7, 3),
 }
+
+
+_SUCCESS_OUTCOMES = frozenset({"success", "allowed"})
 
 
 def iter_events(session: Session, since: datetime | None = None) -> Iterator[Event]:
@@ -175,7 +180,7 @@ def ocsf_event(recorded: Event) -> dict[str, Any]:
     """Return ``recorded`` as an OCSF API Activity (class 6003) object."""
     activity_id = _ocsf_activity_id(recorded.action)
     _cef, severity_id = _severity(recorded.outcome)
-    success = recorded.outcome == "success"
+    success = recorded.outcome in _SUCCESS_OUTCOMES
     source_ip = _ip_address(recorded.source_address)
     # OCSF requires src_endpoint; events recorded without an address get a
     # placeholder name instead of a guessed host.

@@ -23,6 +23,8 @@ from pathlib import Path
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from keysteward.events.checkpoints import load_signing_key
+
 SEAL_INFO = b"keysteward event chain head seal v1"
 
 
@@ -32,9 +34,6 @@ def head_seal_key(home: Path) -> bytes:
 
     Creates the signing key on first use, as ``load_signing_key`` does.
     """
-    # Imported here because events.checkpoints imports this module.
-    from keysteward.events.checkpoints import load_signing_key
-
     private = load_signing_key(home).private_bytes(
         serialization.Encoding.Raw,
         serialization.PrivateFormat.Raw,

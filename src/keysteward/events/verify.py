@@ -8,10 +8,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from keysteward.events.chain import GENESIS_DIGEST, HEAD_ROW_ID, event_digest
+from keysteward.events.chain import (
+    GENESIS_DIGEST,
+    HEAD_ROW_ID,
+    ChainPoint,
+    event_digest,
+)
+from keysteward.events.checkpoint_record import RECORD_FILE_NAME, read_recorded
 from keysteward.events.checkpoints import (
     PUBLIC_KEY_FILE_NAME,
-    ChainPoint,
     checkpoint_signature_valid,
     load_pinned_public_key,
     public_key_hex,
@@ -177,9 +182,10 @@ def verify_chain(
 ) -> VerifyReport:
     """Recompute the chain and check the chain head and every checkpoint.
 
-    ``home`` is the folder holding ``checkpoint.pub``; without it, or without
-    that file, checkpoints are checked only against the keys stored with
-    them. ``progress`` is called with the number of events checked so far.
+    ``home`` is the folder holding ``checkpoint.pub`` and ``checkpoint.last``.
+    Without it, or without those files, checkpoints are checked only against
+    the keys stored with them, and deleted checkpoints go unnoticed.
+    ``progress`` is called with the number of events checked so far.
     Run it in ``Store.read_snapshot()`` while others may append: at PostgreSQL's
     READ COMMITTED, an event committed between the scan and the head query
     is reported as truncation.
@@ -188,7 +194,11 @@ def verify_chain(
     checkpoints = list(
         session.scalars(select(EventCheckpoint).order_by(EventCheckpoint.sequence))
     )
-    scan = _Scan(report, {checkpoint.sequence for checkpoint in checkpoints})
+    recorded = read_recorded(home) if home is not None else None
+    sequences = {checkpoint.sequence for checkpoint in checkpoints}
+    if recorded is not None:
+        sequences.add(recorded.sequence)
+    scan = _Scan(report, sequences)
     columns = Event.__table__.columns
     rows = session.execute(
         select(*columns)
@@ -203,8 +213,47 @@ def verify_chain(
         progress(report.events_checked)
     _check_head(session, report, scan)
     _check_checkpoints(checkpoints, home, report, scan)
+    if recorded is not None:
+        assert home is not None
+        _check_recorded(recorded, checkpoints, home / RECORD_FILE_NAME, scan)
     report.problems.sort(key=_problem_order)
     return report
+
+
+def _check_recorded(
+    recorded: ChainPoint,
+    checkpoints: list[EventCheckpoint],
+    path: Path,
+    scan: _Scan,
+) -> None:
+    """Report a checkpoint recorded outside the database that the log no longer has."""
+    actual = scan.digests_at_checkpoints.get(recorded.sequence)
+    if actual != recorded.digest:
+        found = "is missing" if actual is None else f"has digest {actual[:16]}..."
+        scan.add(
+            Problem(
+                recorded.sequence,
+                None,
+                "checkpoint",
+                f"{path} records a checkpoint at event {recorded.sequence} with "
+                f"digest {recorded.digest[:16]}..., but that event {found} "
+                "(events were removed or rewritten)",
+            )
+        )
+        return
+    if not any(
+        (checkpoint.sequence, checkpoint.digest) == recorded
+        for checkpoint in checkpoints
+    ):
+        scan.add(
+            Problem(
+                recorded.sequence,
+                None,
+                "checkpoint",
+                f"{path} records a checkpoint at event {recorded.sequence}, but the "
+                "database has none there (checkpoints were deleted)",
+            )
+        )
 
 
 def verify_since_checkpoint(

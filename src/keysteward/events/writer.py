@@ -27,7 +27,7 @@ from sqlalchemy import PoolProxiedConnection
 
 from keysteward.db import Store
 from keysteward.events.appender import append_rows
-from keysteward.events.checkpoints import events_committed
+from keysteward.events.automatic import events_committed
 from keysteward.events.encoding import EncodedEvent
 from keysteward.events.errors import EventNotRecordedError
 from keysteward.events.seal import head_seal_key

@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from keysteward.crypto import aead
 from keysteward.crypto.keyring import KeyProvider, key_provider
+from keysteward.errors import ConfigError
 from keysteward.vault.models import KekStatus, KeyEncryptionKey
 
 ACCESS_TOKEN_KEY_PURPOSE = b"keysteward access-token signing v1"
@@ -97,3 +98,25 @@ class KeyRing:
 def keyring_for_home(home: Path) -> KeyRing:
     """Return a key ring over the key provider that the environment selects."""
     return KeyRing(key_provider(home))
+
+
+def check_master_key(session: Session, keyring: KeyRing) -> None:
+    """Raise ConfigError unless the master key unwraps the store's newest KEK.
+
+    A store without KEKs passes, because any key can start it.
+    """
+    row = session.scalar(
+        select(KeyEncryptionKey)
+        .where(KeyEncryptionKey.wrapped_key.is_not(None))
+        .order_by(KeyEncryptionKey.id.desc())
+        .limit(1)
+    )
+    if row is None:
+        return
+    try:
+        keyring.kek(row)
+    except aead.DecryptionError:
+        raise ConfigError(
+            f"the master key does not unwrap key-encryption key {row.id} of this "
+            "store: check KEYSTEWARD_KEY_PROVIDER and its key or passphrase"
+        ) from None

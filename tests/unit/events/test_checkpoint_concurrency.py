@@ -6,10 +6,8 @@ from pathlib import Path
 from sqlalchemy import func, select
 
 from keysteward.db import Store
-from keysteward.events.checkpoints import (
-    create_checkpoint,
-    enable_automatic_checkpoints,
-)
+from keysteward.events.automatic import enable_automatic_checkpoints
+from keysteward.events.checkpoints import create_checkpoint
 from keysteward.events.models import EventCheckpoint
 from keysteward.events.services import record_event
 

@@ -10,10 +10,10 @@ from sqlalchemy import func, select, text
 
 from keysteward.db import Store
 from keysteward.errors import ConfigError
+from keysteward.events.automatic import enable_automatic_checkpoints
 from keysteward.events.checkpoints import (
     checkpoint_signature_valid,
     create_checkpoint,
-    enable_automatic_checkpoints,
     load_signing_key,
 )
 from keysteward.events.models import EventCheckpoint

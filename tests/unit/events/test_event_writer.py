@@ -18,10 +18,10 @@ from sqlalchemy import select, text
 from common.event_failures import REJECTED_MESSAGE, events_rejected
 from keysteward.db import Store
 from keysteward.errors import InvalidInputError
-from keysteward.events import checkpoints as checkpoints_module
+from keysteward.events import automatic as automatic_module
 from keysteward.events import writer as writer_module
+from keysteward.events.automatic import enable_automatic_checkpoints
 from keysteward.events.chain import APPENDED_SPAN_KEY
-from keysteward.events.checkpoints import enable_automatic_checkpoints
 from keysteward.events.errors import EventNotRecordedError
 from keysteward.events.models import Event, EventChainHead, EventCheckpoint
 from keysteward.events.services import append_events, record_event, record_events
@@ -750,13 +750,13 @@ def test_inline_checkpoint_signed_off_loop(
     store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     signing_threads: list[str] = []
-    sign = checkpoints_module._checkpoint_if_due
+    sign = automatic_module._checkpoint_if_due
 
     def recording_sign(*args: Any) -> int:
         signing_threads.append(threading.current_thread().name)
         return sign(*args)
 
-    monkeypatch.setattr(checkpoints_module, "_checkpoint_if_due", recording_sign)
+    monkeypatch.setattr(automatic_module, "_checkpoint_if_due", recording_sign)
     created: EventWriter[Entry] = EventWriter(store, Batches().prepare, inline=True)
     with _checkpoint_every_commit(store, tmp_path):
         try:

@@ -132,3 +132,12 @@ def test_ocsf_other_activity_and_failure(store: Store) -> None:
 def test_ocsf_line_is_json(store: Store) -> None:
     parsed = json.loads(format_ocsf(_one_event(store)))
     assert parsed["class_uid"] == 6003
+
+
+def test_allowed_read_exported_as_success(store: Store) -> None:
+    recorded = _one_event(store, action="secret.read", outcome="allowed")
+    assert format_cef(recorded).split("|")[6] == "3"
+    event = ocsf_event(recorded)
+    assert event["status_id"] == 1
+    assert event["status"] == "Success"
+    assert event["severity_id"] == 1

@@ -17,11 +17,14 @@ from sqlalchemy import select
 from common.event_tampering import sql, tamper
 from keysteward.db import Store, open_store
 from keysteward.events.appender import append_rows
-from keysteward.events.chain import AppendedSpan
-from keysteward.events.checkpoints import (
+from keysteward.events.automatic import (
     enable_automatic_checkpoints,
     events_committed,
+    sign_checkpoint,
 )
+from keysteward.events.chain import AppendedSpan
+from keysteward.events.checkpoint_record import read_recorded
+from keysteward.events.errors import TamperedLogError
 from keysteward.events.models import EventChainHead, EventCheckpoint
 from keysteward.events.seal import head_seal_key, seal_valid
 from keysteward.events.services import record_events
@@ -150,7 +153,7 @@ def test_unsealed_head_verified(
         sql("UPDATE event_chain_head SET seal = NULL WHERE id = 1"),
     )
 
-    with caplog.at_level(logging.ERROR, logger="keysteward.events.checkpoints"):
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         _append(first, 2)
 
     assert _checkpoint_sequences(first) == [EVERY]
@@ -192,8 +195,89 @@ def test_replayed_sealed_head_refused(
         ),
     )
 
-    with caplog.at_level(logging.ERROR, logger="keysteward.events.checkpoints"):
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         _append(first, 3)
 
     assert _checkpoint_sequences(first) == [EVERY]
     assert "event 9" in caplog.text
+
+
+def test_replay_refused_between_processes(
+    first: Store, second: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    _append(first, EVERY)
+    _append(second, 1)
+    _append(first, 1)
+    with first.session() as session:
+        old_head = session.execute(select(EventChainHead)).scalar_one()
+        replay = (old_head.last_sequence, old_head.last_digest, old_head.seal)
+    # Each process's trusted point follows the sealed heads the other leaves,
+    # so the first one trusts event 9 although the second wrote event 8.
+    _append(second, 1)
+    _append(first, 1)
+    tamper(
+        first,
+        sql("DELETE FROM events WHERE sequence > :kept", kept=replay[0]),
+        sql(
+            "UPDATE event_chain_head SET last_sequence = :sequence, "
+            "last_digest = :digest, seal = :seal WHERE id = 1",
+            sequence=replay[0],
+            digest=replay[1],
+            seal=replay[2],
+        ),
+    )
+
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
+        _append(first, 3)
+
+    assert _checkpoint_sequences(first) == [EVERY]
+    assert "automatic event checkpoint failed" in caplog.text
+    assert "event 9" in caplog.text
+
+
+def test_signing_skips_signed_interval(first: Store) -> None:
+    _append(first, EVERY + 1)
+    assert _checkpoint_sequences(first) == [EVERY + 1]
+    _append(first, 1)
+
+    again = sign_checkpoint(first, every=EVERY)
+
+    assert again is not None
+    assert again.sequence == EVERY + 1
+    assert _checkpoint_sequences(first) == [EVERY + 1]
+
+
+def test_deleted_checkpoints_reported(first: Store) -> None:
+    _append(first, EVERY)
+    _append(first, 2)
+    recorded = read_recorded(first.settings.home)
+    assert recorded is not None
+    assert recorded.sequence == EVERY
+
+    tamper(first, sql("DELETE FROM event_checkpoints"))
+
+    with first.session() as session:
+        report = verify_chain(session, first.settings.home)
+    problem = report.first_problem
+    assert problem is not None
+    assert problem.kind == "checkpoint"
+    assert "checkpoints were deleted" in problem.message
+
+
+def test_rewrite_below_recorded_refused(first: Store) -> None:
+    _append(first, EVERY)
+    _append(first, 2)
+    # Without checkpoint rows, the only anchor left is checkpoint.last. A
+    # rehash from event 3 on gives event 5 another digest.
+    tamper(
+        first,
+        sql("DELETE FROM event_checkpoints"),
+        sql("UPDATE events SET digest = :digest WHERE sequence = 5", digest="e" * 64),
+    )
+
+    with pytest.raises(TamperedLogError, match="event 5"):
+        sign_checkpoint(first, trust_seal=False)
+    with first.session() as session:
+        report = verify_chain(session, first.settings.home)
+    messages = [problem.message for problem in report.problems]
+    assert any("checkpoint.last records" in message for message in messages)

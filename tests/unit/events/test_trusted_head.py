@@ -16,13 +16,14 @@ from sqlalchemy import select
 
 from common.event_tampering import sql, tamper
 from keysteward.db import Store
-from keysteward.events.chain import AppendedSpan, canonical_fields, compute_digest
-from keysteward.events.checkpoints import (
+from keysteward.events.automatic import TrustedHead, enable_automatic_checkpoints
+from keysteward.events.chain import (
+    AppendedSpan,
     ChainPoint,
-    TrustedHead,
-    create_checkpoint,
-    enable_automatic_checkpoints,
+    canonical_fields,
+    compute_digest,
 )
+from keysteward.events.checkpoints import create_checkpoint
 from keysteward.events.errors import TamperedLogError
 from keysteward.events.models import Event, EventCheckpoint
 from keysteward.events.services import record_events
@@ -134,7 +135,7 @@ def test_foreign_append_verified_first(
     _record(checkpointed, EVERY)
     _append_forged(checkpointed, _point(checkpointed, EVERY))
 
-    with caplog.at_level(logging.ERROR, logger="keysteward.events.checkpoints"):
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         _record(checkpointed, EVERY - 1)
 
     assert _checkpoint_sequences(checkpointed) == [EVERY]
@@ -222,7 +223,7 @@ def test_removed_own_events_refused(
         ),
     )
 
-    with caplog.at_level(logging.ERROR, logger="keysteward.events.checkpoints"):
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         _record(checkpointed, EVERY)
 
     assert _checkpoint_sequences(checkpointed) == [EVERY]
