@@ -2,7 +2,6 @@
 
 import base64
 import os
-from datetime import date
 
 import pytest
 from sqlalchemy import select
@@ -11,6 +10,7 @@ from common.offboarding_scenario import SECRET_NAME, Scenario, build_scenario
 from keysteward.authz.engine import build_index
 from keysteward.authz.models import Group, GroupMember, Permission, Role, RoleGrant
 from keysteward.authz.services import mark_policy_changed
+from keysteward.clock import utcnow
 from keysteward.credentials.models import Credential, CredentialKind
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store
@@ -27,7 +27,9 @@ from keysteward.tokens.errors import AuthenticationError
 from keysteward.tokens.services import authenticate_api_token
 from keysteward.vault.keys import KeyRing
 
-DEPARTURE = date(2026, 12, 4)
+# Today, because the scenario's secret read is recorded now and offboarding
+# looks at the reads before the departure.
+DEPARTURE = utcnow().date()
 
 
 @pytest.fixture
