@@ -7,7 +7,6 @@ runs last because it stops one of them.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from common.rotation_setup import (
     keyring_for,
     random_master_key,
 )
+from common.served_processes import free_port, wait_healthy
 from keysteward.db import Base, Store
 from keysteward.events.models import Event
 from keysteward.events.verify import verify_chain
@@ -67,12 +67,6 @@ class Cluster:
         )
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def empty_database(store: Store) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with store.engine.begin() as connection:
@@ -87,20 +81,6 @@ def admin_token(store: Store) -> str:
         set_role(session, person.email, "admin", actor="test")
         principal = Principal(PrincipalType.PERSON, person.id, person.email)
         return issue_api_token(session, principal, actor="test").token
-
-
-def wait_healthy(url: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"keysteward serve for {url} exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"keysteward serve for {url} did not answer /healthz within 60 s")
 
 
 @pytest.fixture(scope="module")

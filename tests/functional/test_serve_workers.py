@@ -7,10 +7,8 @@ both processes' events.
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -23,6 +21,7 @@ from sqlalchemy import func, select
 from common.principals import create_account
 from common.read_servers import api_token_for, exchange_token
 from common.rotation_setup import keyring_for, random_master_key
+from common.served_processes import free_port, wait_healthy
 from keysteward.config import Settings
 from keysteward.db import Store, open_store
 from keysteward.events.models import Event, EventCheckpoint
@@ -40,12 +39,6 @@ class Workers:
     store: Store
     env: dict[str, str]
     api_token: str
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
@@ -72,7 +65,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         "KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL",
     }
 
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "serve.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -84,7 +77,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
     url = f"http://127.0.0.1:{port}"
 
     try:
-        _wait_healthy(url, process, log_path)
+        wait_healthy(url, process, log_path)
         yield Workers(url, store, env, api_token)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -94,20 +87,6 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
             process.kill()
             process.wait()
         store.engine.dispose()
-
-
-def _wait_healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"serve exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"serve did not answer /healthz within 60 s:\n{log.read_text()}")
 
 
 def _read(url: str, access_token: str, count: int) -> list[str]:
@@ -163,7 +142,7 @@ def test_workers_need_passphrase_in_environment(tmp_path: Path) -> None:
     env["KEYSTEWARD_HOME"] = str(tmp_path / "home")
     env["KEYSTEWARD_KEY_PROVIDER"] = "passphrase"
     result = subprocess.run(
-        [KEYSTEWARD, "serve", "--workers", "2", "--port", str(_free_port())],
+        [KEYSTEWARD, "serve", "--workers", "2", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,
@@ -188,7 +167,7 @@ def test_serve_rejects_wrong_master_key(tmp_path: Path, workers: str) -> None:
         "KEYSTEWARD_KEY_PROVIDER": "env",
         "KEYSTEWARD_MASTER_KEY": random_master_key(),
     }
-    command = [KEYSTEWARD, "serve", "--workers", workers, "--port", str(_free_port())]
+    command = [KEYSTEWARD, "serve", "--workers", workers, "--port", str(free_port())]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=60
     )
