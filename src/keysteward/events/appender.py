@@ -13,7 +13,7 @@ from typing import Any
 
 from sqlalchemy import Dialect
 
-from keysteward.events.chain import GENESIS_DIGEST, AppendedSpan
+from keysteward.events.chain import GENESIS_DIGEST, AppendedSpan, ChainPoint
 from keysteward.events.encoding import EncodedEvent, encode_events
 from keysteward.events.seal import seal_head, seal_valid
 
@@ -25,6 +25,7 @@ class _Statements:
     create_head: str
     insert_event: str
     update_head: str
+    select_digest: str
 
 
 # psycopg takes %s placeholders, sqlite3 takes ?, and the chain head row
@@ -50,6 +51,7 @@ _SQLITE = _Statements(
         "UPDATE event_chain_head SET last_sequence = ?, last_digest = ?, seal = ? "
         "WHERE id = 1"
     ),
+    select_digest="SELECT digest FROM events WHERE sequence = ?",
 )
 _POSTGRESQL = _Statements(
     touch_head=_SQLITE.touch_head,
@@ -72,6 +74,7 @@ _POSTGRESQL = _Statements(
         "UPDATE event_chain_head SET last_sequence = %s, last_digest = %s, seal = %s "
         "WHERE id = 1"
     ),
+    select_digest="SELECT digest FROM events WHERE sequence = %s",
 )
 
 
@@ -82,6 +85,7 @@ def append_rows(
     *,
     write_locked: bool = False,
     seal_key: bytes | None = None,
+    trusted: ChainPoint | None = None,
 ) -> AppendedSpan:
     """Chain and insert event entries, and return the span they take.
 
@@ -92,6 +96,8 @@ def append_rows(
     TRUNCATE leaves, is recreated from the newest event.
     With ``seal_key`` the new head is sealed (see ``events.seal``) when the
     old one had a valid seal. Without it, the head is left unsealed.
+    ``trusted`` is the caller's trusted point: when it is below a sealed head
+    and its event is unchanged, the span records that it descends from it.
     """
     encoded = encode_events(entries, dialect)
     statements = _POSTGRESQL if dialect.name == "postgresql" else _SQLITE
@@ -108,9 +114,20 @@ def append_rows(
     sealed = seal_key is not None and seal_valid(
         seal_key, last_sequence, last_digest, head[2]
     )
+    descends_from = None
+    if sealed and trusted is not None and trusted.sequence < last_sequence:
+        cursor.execute(statements.select_digest, (trusted.sequence,))
+        row = cursor.fetchone()
+        if row is not None and row[0] == trusted.digest:
+            descends_from = trusted
     if not encoded:
         return AppendedSpan(
-            start_sequence, start_digest, last_sequence, last_digest, sealed
+            start_sequence,
+            start_digest,
+            last_sequence,
+            last_digest,
+            sealed,
+            descends_from,
         )
     rows: list[tuple[Any, ...]] = []
     for event in encoded:
@@ -125,5 +142,5 @@ def append_rows(
         seal = seal_head(seal_key, last_sequence, last_digest)
     cursor.execute(statements.update_head, (last_sequence, last_digest, seal))
     return AppendedSpan(
-        start_sequence, start_digest, last_sequence, last_digest, sealed
+        start_sequence, start_digest, last_sequence, last_digest, sealed, descends_from
     )

@@ -59,18 +59,23 @@ class TrustedHead:
         """Move to the end of ``span`` if it starts at the current point.
 
         A span that starts at a sealed head past the point moves it forward
-        too, because a valid seal shows that server processes wrote every
-        event up to that head. So the point keeps up while other processes
-        append in between. A sealed head at or before the point, such as one
-        copied back after deleting events, does not move it, and the next
-        checkpoint finds the point's event gone or changed.
+        too, when its transaction found the point's event unchanged
+        (``descends_from``), because a valid seal shows that server processes
+        wrote every event up to that head. So the point keeps up while other
+        processes append in between. A sealed head copied back after events
+        were deleted does not move it, even once the chain grows past the
+        point again, and the next checkpoint finds the point's event changed.
+        A process without a point takes the end of its first sealed span.
         """
         start = ChainPoint(span.start_sequence, span.start_digest)
         end = ChainPoint(span.end_sequence, span.end_digest)
         with self._lock:
             continues = self._point == start
-            ahead = self._point is None or self._point.sequence < start.sequence
-            if continues or (span.start_sealed and ahead):
+            if self._point is None:
+                descends = span.start_sealed
+            else:
+                descends = span.start_sealed and span.descends_from == self._point
+            if continues or descends:
                 self._point = end
 
     def checkpointed(self, point: ChainPoint) -> None:
@@ -82,6 +87,14 @@ class TrustedHead:
 
 # The automatic checkpoint of each store that has them, by its session factory.
 _after_append_hooks: dict[int, Callable[[AppendedSpan, bool], None]] = {}
+# The trusted chain point of each store that has automatic checkpoints.
+_trusted_heads: dict[int, TrustedHead] = {}
+
+
+def trusted_point(store: Store) -> ChainPoint | None:
+    """Return the store's trusted chain point, for appenders to check against."""
+    trusted = _trusted_heads.get(id(store.session_factory))
+    return trusted.point if trusted is not None else None
 
 
 def events_committed(
@@ -183,11 +196,13 @@ def enable_automatic_checkpoints(
     event.listen(factory, "after_commit", after_commit)
     event.listen(factory, "after_soft_rollback", after_rollback)
     _after_append_hooks[id(factory)] = after_append
+    _trusted_heads[id(factory)] = trusted
 
     def disable() -> None:
         event.remove(factory, "after_commit", after_commit)
         event.remove(factory, "after_soft_rollback", after_rollback)
         _after_append_hooks.pop(id(factory), None)
+        _trusted_heads.pop(id(factory), None)
 
     return disable
 

@@ -54,7 +54,9 @@ class AppendedSpan:
     ``start_sequence`` and ``start_digest`` are the head the transaction
     found (the event before its first one), ``end_sequence`` and
     ``end_digest`` the head it left. ``start_sealed`` is true when the head
-    it found had a valid seal (see ``events.seal``).
+    it found had a valid seal (see ``events.seal``), and ``descends_from``
+    is a trusted point below that head whose event was unchanged when the
+    transaction appended.
     """
 
     start_sequence: int
@@ -62,6 +64,7 @@ class AppendedSpan:
     end_sequence: int
     end_digest: str
     start_sealed: bool = False
+    descends_from: "ChainPoint | None" = None
 
     def followed_by(self, later: "AppendedSpan") -> "AppendedSpan":
         """Return the span from this one's start to the end of ``later``.
@@ -82,6 +85,7 @@ class AppendedSpan:
             later.end_sequence,
             later.end_digest,
             self.start_sealed,
+            self.descends_from,
         )
 
 

@@ -130,9 +130,11 @@ def _severity(outcome: str) -> tuple[int, int]:
 def format_cef(recorded: Event) -> str:
     """Return ``recorded`` as one CEF:0 record.
 
-    Custom fields use the CEF custom-string slots with labels: cs1 target
-    type, cs2 target id, cs3 request id, cs4 event digest, cs5 details (JSON),
-    cn1 chain sequence.
+    ``outcome`` is success or failure, as SIEM rules expect, and the
+    recorded outcome (allowed, denied, ...) goes in a custom slot. Custom
+    fields use the CEF custom-string slots with labels: cs1 target type, cs2
+    target id, cs3 request id, cs4 event digest, cs5 details (JSON), cs6
+    recorded outcome, cn1 chain sequence.
     """
     severity, _ocsf = _severity(recorded.outcome)
     header = [
@@ -149,7 +151,7 @@ def format_cef(recorded: Event) -> str:
         ("externalId", str(recorded.id)),
         ("act", recorded.action),
         ("suser", recorded.actor),
-        ("outcome", recorded.outcome),
+        ("outcome", "success" if recorded.outcome in _SUCCESS_OUTCOMES else "failure"),
         ("src", _ip_address(recorded.source_address)),
         ("cs1Label", "targetType"),
         ("cs1", recorded.target_type),
@@ -161,6 +163,8 @@ def format_cef(recorded: Event) -> str:
         ("cs4", recorded.digest),
         ("cs5Label", "details"),
         ("cs5", json.dumps(recorded.details, sort_keys=True, ensure_ascii=False)),
+        ("cs6Label", "keystewardOutcome"),
+        ("cs6", recorded.outcome),
         ("cn1Label", "sequence"),
         ("cn1", str(recorded.sequence)),
     ]

@@ -27,7 +27,7 @@ from sqlalchemy import PoolProxiedConnection
 
 from keysteward.db import Store
 from keysteward.events.appender import append_rows
-from keysteward.events.automatic import events_committed
+from keysteward.events.automatic import events_committed, trusted_point
 from keysteward.events.encoding import EncodedEvent
 from keysteward.events.errors import EventNotRecordedError
 from keysteward.events.seal import head_seal_key
@@ -342,6 +342,7 @@ class EventWriter(Generic[T]):
                     self._prepare(cursor, items),
                     write_locked=is_sqlite,
                     seal_key=self._seal_key,
+                    trusted=trusted_point(self._store),
                 )
                 driver.commit()
             except StaleBatchError:

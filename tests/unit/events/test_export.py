@@ -136,7 +136,11 @@ def test_ocsf_line_is_json(store: Store) -> None:
 
 def test_allowed_read_exported_as_success(store: Store) -> None:
     recorded = _one_event(store, action="secret.read", outcome="allowed")
-    assert format_cef(recorded).split("|")[6] == "3"
+    line = format_cef(recorded)
+    assert line.split("|")[6] == "3"
+    extension = _cef_extension(line)
+    assert "outcome=success" in extension
+    assert "cs6Label=keystewardOutcome cs6=allowed" in extension
     event = ocsf_event(recorded)
     assert event["status_id"] == 1
     assert event["status"] == "Success"

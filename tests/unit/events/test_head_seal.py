@@ -21,6 +21,7 @@ from keysteward.events.automatic import (
     enable_automatic_checkpoints,
     events_committed,
     sign_checkpoint,
+    trusted_point,
 )
 from keysteward.events.chain import AppendedSpan
 from keysteward.events.checkpoint_record import read_recorded
@@ -75,6 +76,7 @@ def _append(store: Store, count: int) -> AppendedSpan:
             [ENTRY] * count,
             write_locked=is_sqlite,
             seal_key=head_seal_key(store.settings.home),
+            trusted=trusted_point(store),
         )
         connection.commit()
     finally:
@@ -232,6 +234,44 @@ def test_replay_refused_between_processes(
 
     assert _checkpoint_sequences(first) == [EVERY]
     assert "automatic event checkpoint failed" in caplog.text
+    assert "event 9" in caplog.text
+
+
+def test_regrown_chain_keeps_point(
+    first: Store, second: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    _append(first, EVERY)
+    _append(second, 1)
+    _append(first, 1)
+    with first.session() as session:
+        old_head = session.execute(select(EventChainHead)).scalar_one()
+        replay = (old_head.last_sequence, old_head.last_digest, old_head.seal)
+    _append(second, 1)
+    _append(first, 1)
+    point = trusted_point(first)
+    assert point is not None
+    assert point.sequence == 9
+    tamper(
+        first,
+        sql("DELETE FROM events WHERE sequence > :kept", kept=replay[0]),
+        sql(
+            "UPDATE event_chain_head SET last_sequence = :sequence, "
+            "last_digest = :digest, seal = :seal WHERE id = 1",
+            sequence=replay[0],
+            digest=replay[1],
+            seal=replay[2],
+        ),
+    )
+
+    with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
+        # The chain grows past event 9 again under sealed heads, and the
+        # first process appends after it.
+        _append(second, 4)
+        _append(first, 1)
+        _append(first, 3)
+
+    assert trusted_point(first) == point
+    assert _checkpoint_sequences(first) == [EVERY]
     assert "event 9" in caplog.text
 
 
