@@ -20,7 +20,7 @@ def free_port() -> int:
 def wait_healthy(
     url: str, process: subprocess.Popen[bytes], log: Path | None = None
 ) -> None:
-    """Wait until ``url`` answers /healthz; fail the test with ``log`` if it dies."""
+    """Wait until ``url`` returns 200 on /healthz; fail with ``log`` if it exits."""
     deadline = time.monotonic() + START_TIMEOUT
     while time.monotonic() < deadline:
         if process.poll() is not None:

@@ -43,8 +43,9 @@ class TrustedHead:
 
     It starts unknown, is set by each checkpoint the process signs, and
     moves along with every commit of this process that appended right after
-    it. While no other writer appends in between, the next checkpoint then
-    signs that point without reading the events back.
+    it, or after a sealed head further on (see ``follow``). While no other
+    writer appends in between, the next checkpoint then signs that point
+    without reading the events back.
     """
 
     def __init__(self) -> None:
