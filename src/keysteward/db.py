@@ -74,7 +74,7 @@ class Store:
         begins deferred, without the write lock that other sessions take,
         and in WAL mode its first read fixes the state it sees. PostgreSQL
         runs it at REPEATABLE READ, because at its default READ COMMITTED
-        each query sees the newest commits. Anything written in it is rolled
+        each query reads the newest commits. Anything written in it is rolled
         back at the end.
         """
         options: dict[str, Any] = {"isolation_level": "REPEATABLE READ"}

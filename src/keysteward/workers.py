@@ -32,7 +32,7 @@ def worker_app() -> FastAPI:
     with store.read_snapshot() as session:
         check_master_key(session, keyring)
     # NOTE: each worker keeps its own Prometheus counters, so /metrics shows
-    # those of the worker that answered the scrape.
+    # those of the worker that served the scrape.
     app = create_app(settings, store=store, keyring=keyring)
     if os.environ.get(SCHEDULER_SETTING) == "1":
         from keysteward.cluster.jobs import parse_intervals, scheduled_jobs

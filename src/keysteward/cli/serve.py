@@ -55,7 +55,7 @@ def serve(
     if workers > 1:
         _check_worker_key_provider()
     # Read the master key now, so a missing key, a passphrase prompt or a
-    # wrong key shows before the server starts, not on its first request.
+    # wrong key is reported before the server starts, not on its first request.
     keyring.master_key()
     with state.store.read_snapshot() as session:
         check_master_key(session, keyring)

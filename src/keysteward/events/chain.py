@@ -235,12 +235,14 @@ def canonical_template(
     )
     fields["occurred_at"] = ""
     text = canonical_json(fields)
+
     # The keys are found from the right: they sort after "details", and the
     # values after them are strings, numbers or null, which cannot contain a
     # key pattern unescaped.
     time_at = text.rfind(_OCCURRED_AT_KEY) + len(_OCCURRED_AT_KEY)
     digest_at = text.rfind(_PREVIOUS_DIGEST_KEY) + len(_PREVIOUS_DIGEST_KEY)
     source_at = text.rfind(_SOURCE_ADDRESS_KEY)
+
     between = text[digest_at:source_at]
     if between != '""' + _REQUEST_ID_KEY + '""' + _SEQUENCE_KEY + "0":
         raise AssertionError(f"unexpected canonical layout: {between!r}")

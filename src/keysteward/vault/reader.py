@@ -12,6 +12,7 @@ cannot be committed fails.
 """
 
 import asyncio
+import logging
 import threading
 from collections.abc import Collection
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from keysteward.vault.snapshot import (
     ReadSnapshot,
     load_snapshot,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -96,7 +99,7 @@ class PendingRead:
         }
 
 
-# Read events kept encoded, at most; the cache starts over when full.
+# The number of read event templates kept. The cache starts over when full.
 MAX_TEMPLATES = 4096
 
 
@@ -164,6 +167,7 @@ class SecretReader:
             pending.encoded = self._encode(pending)
         except InvalidInputError as exc:
             # As when the writer's commit rejects the event: the read fails.
+            log.error("read event of secret %s rejected: %s", name, exc)
             raise EventNotRecordedError("the read event is invalid") from exc
         await self._writer.submit(pending)
         if pending.failed:

@@ -96,6 +96,33 @@ def _head_sealed(store: Store) -> bool:
         )
 
 
+def _saved_head(store: Store) -> EventChainHead:
+    """Return a copy of the chain head row, seal included, as an attacker keeps it."""
+    with store.session() as session:
+        head = session.execute(select(EventChainHead)).scalar_one()
+        return EventChainHead(
+            id=head.id,
+            last_sequence=head.last_sequence,
+            last_digest=head.last_digest,
+            seal=head.seal,
+        )
+
+
+def _restore_head(store: Store, saved: EventChainHead) -> None:
+    """Delete the events after ``saved`` and put the saved head and seal back."""
+    tamper(
+        store,
+        sql("DELETE FROM events WHERE sequence > :kept", kept=saved.last_sequence),
+        sql(
+            "UPDATE event_chain_head SET last_sequence = :sequence, "
+            "last_digest = :digest, seal = :seal WHERE id = 1",
+            sequence=saved.last_sequence,
+            digest=saved.last_digest,
+            seal=saved.seal,
+        ),
+    )
+
+
 def _checkpoint_sequences(store: Store) -> list[int]:
     with store.session() as session:
         query = select(EventCheckpoint.sequence).order_by(EventCheckpoint.id)
@@ -180,22 +207,10 @@ def test_replayed_sealed_head_refused(
 ) -> None:
     _append(first, EVERY)
     _append(first, 2)
-    with first.session() as session:
-        old_head = session.execute(select(EventChainHead)).scalar_one()
-        replay = (old_head.last_sequence, old_head.last_digest, old_head.seal)
+    saved = _saved_head(first)
     _append(first, 2)
     # Removes events 8 and 9, then puts back the head and seal of event 7.
-    tamper(
-        first,
-        sql("DELETE FROM events WHERE sequence > 7"),
-        sql(
-            "UPDATE event_chain_head SET last_sequence = :sequence, "
-            "last_digest = :digest, seal = :seal WHERE id = 1",
-            sequence=replay[0],
-            digest=replay[1],
-            seal=replay[2],
-        ),
-    )
+    _restore_head(first, saved)
 
     with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         _append(first, 3)
@@ -210,24 +225,12 @@ def test_replay_refused_between_processes(
     _append(first, EVERY)
     _append(second, 1)
     _append(first, 1)
-    with first.session() as session:
-        old_head = session.execute(select(EventChainHead)).scalar_one()
-        replay = (old_head.last_sequence, old_head.last_digest, old_head.seal)
+    saved = _saved_head(first)
     # Each process's trusted point follows the sealed heads the other leaves,
     # so the first one trusts event 9 although the second wrote event 8.
     _append(second, 1)
     _append(first, 1)
-    tamper(
-        first,
-        sql("DELETE FROM events WHERE sequence > :kept", kept=replay[0]),
-        sql(
-            "UPDATE event_chain_head SET last_sequence = :sequence, "
-            "last_digest = :digest, seal = :seal WHERE id = 1",
-            sequence=replay[0],
-            digest=replay[1],
-            seal=replay[2],
-        ),
-    )
+    _restore_head(first, saved)
 
     with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         _append(first, 3)
@@ -243,25 +246,13 @@ def test_regrown_chain_keeps_point(
     _append(first, EVERY)
     _append(second, 1)
     _append(first, 1)
-    with first.session() as session:
-        old_head = session.execute(select(EventChainHead)).scalar_one()
-        replay = (old_head.last_sequence, old_head.last_digest, old_head.seal)
+    saved = _saved_head(first)
     _append(second, 1)
     _append(first, 1)
     point = trusted_point(first)
     assert point is not None
     assert point.sequence == 9
-    tamper(
-        first,
-        sql("DELETE FROM events WHERE sequence > :kept", kept=replay[0]),
-        sql(
-            "UPDATE event_chain_head SET last_sequence = :sequence, "
-            "last_digest = :digest, seal = :seal WHERE id = 1",
-            sequence=replay[0],
-            digest=replay[1],
-            seal=replay[2],
-        ),
-    )
+    _restore_head(first, saved)
 
     with caplog.at_level(logging.ERROR, logger="keysteward.events.automatic"):
         # The chain grows past event 9 again under sealed heads, and the
