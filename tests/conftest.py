@@ -21,6 +21,7 @@ from sqlalchemy.engine import make_url
 import keysteward.models  # noqa: F401
 from keysteward.config import Settings
 from keysteward.db import Base, Store, open_store
+from keysteward.events.checkpoint_record import RECORD_FILE_NAME
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "KEYSTEWARD_TEST_POSTGRES_URL",
@@ -74,6 +75,8 @@ def _empty_postgres(store: Store) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with store.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    # The recorded checkpoint names an event of the chain just removed.
+    (store.settings.home / RECORD_FILE_NAME).unlink(missing_ok=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

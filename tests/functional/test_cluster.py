@@ -28,6 +28,7 @@ from common.rotation_setup import (
 )
 from common.served_processes import free_port, wait_healthy
 from keysteward.db import Base, Store
+from keysteward.events.checkpoint_record import RECORD_FILE_NAME
 from keysteward.events.models import Event
 from keysteward.events.verify import verify_chain
 from keysteward.identities.models import Person, ServiceAccount
@@ -71,6 +72,8 @@ def empty_database(store: Store) -> None:
     tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
     with store.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    # The recorded checkpoint names an event of the chain just removed.
+    (store.settings.home / RECORD_FILE_NAME).unlink(missing_ok=True)
 
 
 def admin_token(store: Store) -> str:

@@ -53,6 +53,8 @@ def test_checkpoints_during_appends(store: Store, tmp_path: Path) -> None:
 
 
 def test_savepoint_release_defers_checkpoint(store: Store, tmp_path: Path) -> None:
+    # The PostgreSQL store is shared by the session, so its home is restored.
+    original_home = store.settings.home
     store.settings.home = tmp_path
     disable = enable_automatic_checkpoints(store, every=1)
     try:
@@ -66,4 +68,5 @@ def test_savepoint_release_defers_checkpoint(store: Store, tmp_path: Path) -> No
             signed = session.scalar(select(func.count(EventCheckpoint.id)))
     finally:
         disable()
+        store.settings.home = original_home
     assert signed == 1
