@@ -12,6 +12,9 @@ sets the token header, at the same connection counts and duration.
   ``keysteward:secrets/NAME:read``, and its API token exchanged for an
   access token with ``POST /api/v1/token``.
 
+All servers run throughout, and each of ``--rounds`` rounds loads every one
+at every connection count in turn. The figures are medians over the rounds.
+
 ``--write-docs`` replaces the "## Secret reads: keysteward and OpenBao"
 section of docs/benchmarks.md.
 """
@@ -22,12 +25,14 @@ import os
 import re
 import secrets
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -53,6 +58,8 @@ AUDIT_CONFIG = (
     'audit "file" "bench" {{\n  options {{\n    file_path = "{path}"\n  }}\n}}\n'
 )
 LUA_TEMPLATE = 'wrk.method = "GET"\nwrk.headers["{header}"] = "{value}"\n'
+OPENBAO_LABEL = "OpenBao (dev, file audit)"
+WARMUP_SECONDS = 2
 
 
 def bao_binary(venv: Path) -> Path:
@@ -168,14 +175,25 @@ def _latency_ms(output: str, percentile: str) -> float:
     return float(match.group(1)) * scale
 
 
-def measure_keysteward(
+@dataclass
+class Target:
+    """A running server to load: the URL of one secret and the auth header."""
+
+    label: str
+    url: str
+    header: str
+    value: str
+
+
+def start_keysteward(
+    stack: ExitStack,
+    label: str,
     database_url: str | None,
-    levels: list[int],
-    seconds: int,
     folder: Path,
     settings: dict[str, str] | None = None,
     workers: int = 1,
-) -> dict[int, dict[str, float]]:
+) -> Target:
+    """Start ``keysteward serve`` with one secret; return it as a target."""
     master_key = base64.b64encode(os.urandom(32)).decode()
     keyring = KeyRing(EnvironmentKeyProvider({MASTER_KEY_SETTING: master_key}))
     home = Path(tempfile.mkdtemp(dir=folder))
@@ -185,75 +203,59 @@ def measure_keysteward(
         server_database_url = store.settings.resolved_database_url
     finally:
         store.engine.dispose()
-    results: dict[int, dict[str, float]] = {}
-    with running_server(
-        home, server_database_url, master_key, settings, workers
-    ) as url:
-        exchanged = httpx.post(
-            f"{url}/api/v1/token",
-            data={"grant_type": "client_credentials", "client_secret": api_token},
-        )
-        exchanged.raise_for_status()
-        bearer = "Bearer " + exchanged.json()["access_token"]
-        check = httpx.get(
-            f"{url}/api/v1/secrets/hubspot", headers={"Authorization": bearer}
-        )
-        check.raise_for_status()
-        for connections in levels:
-            results[connections] = run_wrk(
-                f"{url}/api/v1/secrets/hubspot",
-                "Authorization",
-                bearer,
-                connections,
-                seconds,
-                folder,
-            )
-            label = database_url or "sqlite"
-            print(
-                label,
-                settings or "",
-                f"workers={workers}",
-                connections,
-                results[connections],
-            )
-    return results
+    url = stack.enter_context(
+        running_server(home, server_database_url, master_key, settings, workers)
+    )
+    exchanged = httpx.post(
+        f"{url}/api/v1/token",
+        data={"grant_type": "client_credentials", "client_secret": api_token},
+    )
+    exchanged.raise_for_status()
+    bearer = "Bearer " + exchanged.json()["access_token"]
+    secret_url = f"{url}/api/v1/secrets/hubspot"
+    httpx.get(secret_url, headers={"Authorization": bearer}).raise_for_status()
+    return Target(label, secret_url, "Authorization", bearer)
 
 
-def measure_openbao(
-    binary: Path, levels: list[int], seconds: int, folder: Path
-) -> tuple[dict[int, dict[str, float]], str, str | None]:
-    """Load OpenBao; return figures by connections, its version and syscalls.
+def start_openbao(
+    stack: ExitStack, binary: Path, folder: Path
+) -> tuple[Target, str, int]:
+    """Start the OpenBao dev server; return the target, its version and pid."""
+    address, token, version, pid = stack.enter_context(running_openbao(binary, folder))
+    secret_url = f"{address}/v1/secret/data/bench"
+    httpx.get(secret_url, headers={"X-Vault-Token": token}).raise_for_status()
+    denied = httpx.get(
+        f"{address}/v1/secret/data/other", headers={"X-Vault-Token": token}
+    )
+    if denied.status_code != 403:
+        raise RuntimeError("the OpenBao bench token can read more than one path")
+    return Target(OPENBAO_LABEL, secret_url, "X-Vault-Token", token), version, pid
 
-    The syscall line counts OpenBao's writes and syncs during a separate,
-    unmeasured run under strace, which shows how durable its audit log is.
+
+def measure_rounds(
+    targets: list[Target], levels: list[int], seconds: int, rounds: int, folder: Path
+) -> dict[str, dict[int, list[dict[str, float]]]]:
+    """Load every target at every level once per round; return all figures.
+
+    Each round starts one target further along the list, so no server is
+    always measured first or last while the machine's speed drifts.
     """
-    results: dict[int, dict[str, float]] = {}
-    syscalls: str | None = None
-    with running_openbao(binary, folder) as (address, token, version, pid):
-        check = httpx.get(
-            f"{address}/v1/secret/data/bench", headers={"X-Vault-Token": token}
-        )
-        check.raise_for_status()
-        denied = httpx.get(
-            f"{address}/v1/secret/data/other", headers={"X-Vault-Token": token}
-        )
-        if denied.status_code != 403:
-            raise RuntimeError("the OpenBao bench token can read more than one path")
-        for connections in levels:
-            results[connections] = run_wrk(
-                f"{address}/v1/secret/data/bench",
-                "X-Vault-Token",
-                token,
-                connections,
-                seconds,
-                folder,
-            )
-            print("openbao", connections, results[connections])
-        if shutil.which("strace") is not None:
-            syscalls = count_syscalls(
-                pid, f"{address}/v1/secret/data/bench", token, folder
-            )
-    return results, version, syscalls
+    figures: dict[str, dict[int, list[dict[str, float]]]] = {
+        target.label: {level: [] for level in levels} for target in targets
+    }
+    for target in targets:
+        # Warm-up, not recorded: first connections, caches, a first checkpoint.
+        run_wrk(target.url, target.header, target.value, 1, WARMUP_SECONDS, folder)
+    for round_number in range(rounds):
+        shift = round_number % len(targets)
+        for target in targets[shift:] + targets[:shift]:
+            for level in levels:
+                result = run_wrk(
+                    target.url, target.header, target.value, level, seconds, folder
+                )
+                figures[target.label][level].append(result)
+                print(f"round {round_number + 1}", target.label, level, result)
+    return figures
 
 
 def count_syscalls(pid: int, url: str, token: str, folder: Path) -> str:
@@ -297,9 +299,10 @@ def load_average() -> str:
 
 def render_section(
     command: str,
-    systems: dict[str, dict[int, dict[str, float]]],
+    figures: dict[str, dict[int, list[dict[str, float]]]],
     levels: list[int],
     seconds: int,
+    rounds: int,
     bao_version: str,
     loads: tuple[str, str],
     syscalls: str | None,
@@ -314,6 +317,12 @@ def render_section(
         "",
         f"Machine: {machine_line()}. {bao_version}. Load tool: {wrk_version}, "
         f"{seconds} s per figure, run on the same machine as the servers. "
+        f"Every server ran throughout; {rounds} rounds each loaded every "
+        "server at every connection count in turn (each round starting one "
+        "server further along), after a 2 s warm-up of each. A figure is the "
+        "median over the rounds, and a ratio the median of the rounds' "
+        "ratios, with their range, because this machine's speed drifts by "
+        "tens of percent within minutes. "
         f"Load average (1 min) before and after the run: {loads[0]} and "
         f"{loads[1]} on {os.cpu_count()} cores.",
         "",
@@ -341,25 +350,41 @@ def render_section(
         ),
         "",
         "| System | conns | reads/s | p50 ms | p99 ms | reads/s vs OpenBao "
-        "| p50 vs OpenBao |",
-        "|---|---|---|---|---|---|---|",
+        "| p50 vs OpenBao | rounds with more reads at a lower p50 |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    baseline = systems.get("OpenBao (dev, file audit)", {})
-    for label, results in systems.items():
+    baseline = figures.get(OPENBAO_LABEL, {})
+    for label, by_level in figures.items():
         for connections in levels:
-            figures = results[connections]
-            base = baseline.get(connections)
-            ratios = "| |"
-            if base is not None:
+            runs = by_level[connections]
+            median = {
+                key: statistics.median(run[key] for run in runs)
+                for key in ("rps", "p50", "p99")
+            }
+            ratios = "| | | |"
+            base_runs = baseline.get(connections)
+            if base_runs is not None and label != OPENBAO_LABEL:
+                pairs = list(zip(runs, base_runs, strict=True))
+                reads = [run["rps"] / base["rps"] for run, base in pairs]
+                p50s = [run["p50"] / base["p50"] for run, base in pairs]
+                wins = sum(
+                    1
+                    for run, base in pairs
+                    if run["rps"] > base["rps"] and run["p50"] < base["p50"]
+                )
                 ratios = (
-                    f"| {figures['rps'] / base['rps']:.2f}x "
-                    f"| {figures['p50'] / base['p50']:.2f}x |"
+                    f"| {_ratio(reads)} | {_ratio(p50s)} | {wins} of {len(pairs)} |"
                 )
             lines.append(
-                f"| {label} | {connections} | {figures['rps']:,.0f} | "
-                f"{figures['p50']:.2f} | {figures['p99']:.2f} {ratios}"
+                f"| {label} | {connections} | {median['rps']:,.0f} | "
+                f"{median['p50']:.2f} | {median['p99']:.2f} {ratios}"
             )
     return "\n".join(lines) + "\n"
+
+
+def _ratio(values: list[float]) -> str:
+    """Format the median of ``values`` with their range, as in 1.05x (0.98-1.10)."""
+    return f"{statistics.median(values):.2f}x ({min(values):.2f}-{max(values):.2f})"
 
 
 def write_docs(section: str) -> None:
@@ -398,6 +423,12 @@ def main() -> None:
         help="comma-separated keysteward server process counts (serve --workers)",
     )
     parser.add_argument(
+        "--rounds",
+        type=int,
+        default=3,
+        help="times every server is loaded at every connection count",
+    )
+    parser.add_argument(
         "--write-docs", action="store_true", help="update docs/benchmarks.md"
     )
     args = parser.parse_args()
@@ -407,37 +438,55 @@ def main() -> None:
     binary = bao_binary(args.bench_venv)
 
     load_before = load_average()
-    systems: dict[str, dict[int, dict[str, float]]] = {}
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         folder = Path(scratch)
-        openbao, bao_version, syscalls = measure_openbao(
-            binary, levels, args.seconds, folder
-        )
-        systems["OpenBao (dev, file audit)"] = openbao
+        openbao, bao_version, bao_pid = start_openbao(stack, binary, folder)
+        targets = [openbao]
         for workers in [int(part) for part in args.workers.split(",")]:
             suffix = "" if workers == 1 else f", {workers} workers"
-            systems[f"keysteward, SQLite FULL{suffix}"] = measure_keysteward(
-                None, levels, args.seconds, folder, workers=workers
+            targets.append(
+                start_keysteward(
+                    stack,
+                    f"keysteward, SQLite FULL{suffix}",
+                    None,
+                    folder,
+                    None,
+                    workers,
+                )
             )
-            systems[f"keysteward, SQLite NORMAL{suffix}"] = measure_keysteward(
-                None,
-                levels,
-                args.seconds,
-                folder,
-                {"KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL"},
-                workers,
+            targets.append(
+                start_keysteward(
+                    stack,
+                    f"keysteward, SQLite NORMAL{suffix}",
+                    None,
+                    folder,
+                    {"KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL"},
+                    workers,
+                )
             )
             if not args.no_postgres:
-                with scratch_postgres(args.postgres_url) as url:
-                    systems[f"keysteward, PostgreSQL{suffix}"] = measure_keysteward(
-                        url, levels, args.seconds, folder, workers=workers
+                url = stack.enter_context(scratch_postgres(args.postgres_url))
+                targets.append(
+                    start_keysteward(
+                        stack,
+                        f"keysteward, PostgreSQL{suffix}",
+                        url,
+                        folder,
+                        None,
+                        workers,
                     )
+                )
+        figures = measure_rounds(targets, levels, args.seconds, args.rounds, folder)
+        syscalls = None
+        if shutil.which("strace") is not None:
+            syscalls = count_syscalls(bao_pid, openbao.url, openbao.value, folder)
     command = ".venv/bin/python bench/openbao_compare.py " + " ".join(sys.argv[1:])
     section = render_section(
         command.strip(),
-        systems,
+        figures,
         levels,
         args.seconds,
+        args.rounds,
         bao_version,
         (load_before, load_average()),
         syscalls,
