@@ -14,11 +14,17 @@ from prometheus_client import (
     Counter,
     Histogram,
     generate_latest,
+    multiprocess,
 )
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("keysteward.http")
+
+# prometheus_client's multiprocess mode: when this names a directory before
+# prometheus_client is imported, every process writes its metric values to
+# files there, and a scrape of any process adds up all of them.
+MULTIPROCESS_DIR_SETTING = "PROMETHEUS_MULTIPROC_DIR"
 
 API_PREFIX = "/api/v1"
 
@@ -200,7 +206,23 @@ def install_observability(app: FastAPI) -> None:
     app.state.metrics_registry = registry
     app.state.http_metrics = http_metrics
     app.add_middleware(ObservabilityMiddleware, metrics=http_metrics)
+    scraped = _scraped_registry(registry)
 
     @app.get("/metrics", include_in_schema=False)
     def metrics() -> Response:
-        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+        return Response(generate_latest(scraped), media_type=CONTENT_TYPE_LATEST)
+
+
+def _scraped_registry(own: CollectorRegistry) -> CollectorRegistry:
+    """Return the registry that ``/metrics`` exports.
+
+    That is the app's own, unless the processes share a metrics directory
+    (as the workers of ``serve --workers`` do). Then it is one that sums the
+    values of every process that wrote there, those of ended processes
+    included, so counters never go back when a worker is restarted.
+    """
+    if not os.environ.get(MULTIPROCESS_DIR_SETTING):
+        return own
+    combined = CollectorRegistry()
+    multiprocess.MultiProcessCollector(combined)
+    return combined

@@ -31,8 +31,8 @@ def worker_app() -> FastAPI:
     keyring = keyring_for_home(settings.home)
     with store.read_snapshot() as session:
         check_master_key(session, keyring)
-    # NOTE: each worker keeps its own Prometheus counters, so /metrics shows
-    # those of the worker that served the scrape.
+    # The parent set PROMETHEUS_MULTIPROC_DIR, so /metrics sums the counters
+    # of every worker (see observability._scraped_registry).
     app = create_app(settings, store=store, keyring=keyring)
     if os.environ.get(SCHEDULER_SETTING) == "1":
         from keysteward.cluster.jobs import parse_intervals, scheduled_jobs

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import func, select
 
 from common.principals import create_account
@@ -31,6 +32,7 @@ KEYSTEWARD = str(Path(sys.executable).with_name("keysteward"))
 SECRET_VALUE = "pat-na1-" + "0a1b2c3d" * 4
 READS = 1200
 CLIENTS = 8
+HEALTH_CHECKS = 40
 
 
 @dataclass
@@ -39,6 +41,7 @@ class Workers:
     store: Store
     env: dict[str, str]
     api_token: str
+    process: subprocess.Popen[bytes]
 
 
 @pytest.fixture
@@ -78,7 +81,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
     try:
         wait_healthy(url, process, log_path)
-        yield Workers(url, store, env, api_token)
+        yield Workers(url, store, env, api_token, process)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
@@ -173,3 +176,72 @@ def test_serve_rejects_wrong_master_key(tmp_path: Path, workers: str) -> None:
     )
     assert result.returncode != 0
     assert "does not unwrap key-encryption key" in result.stderr
+
+
+def _healthz_count(metrics: str) -> float:
+    """Return the request counter of GET /healthz with status 200 in ``metrics``."""
+    for family in text_string_to_metric_families(metrics):
+        for sample in family.samples:
+            if (
+                sample.name == "keysteward_http_requests_total"
+                and sample.labels.get("route") == "/healthz"
+                and sample.labels.get("status") == "200"
+            ):
+                return sample.value
+    return 0.0
+
+
+def test_workers_metrics_add_up(workers: Workers) -> None:
+    # The fixture's own health checks came before.
+    before = _healthz_count(httpx.get(f"{workers.url}/metrics").text)
+    request_ids = [
+        httpx.get(f"{workers.url}/healthz").headers["x-request-id"]
+        for _ in range(HEALTH_CHECKS)
+    ]
+    # Each process numbers its request ids after a random 12-digit prefix, so
+    # both served some of the checks.
+    assert len({request_id[:12] for request_id in request_ids}) == 2
+
+    # Each scrape reaches either process and must count every check.
+    for _ in range(6):
+        response = httpx.get(f"{workers.url}/metrics")
+        assert response.status_code == 200
+        assert _healthz_count(response.text) == before + HEALTH_CHECKS
+
+
+def test_workers_metrics_directory_removed(workers: Workers) -> None:
+    home = workers.store.settings.home
+    httpx.get(f"{workers.url}/healthz")
+    directories = list(home.glob("metrics-*"))
+    assert len(directories) == 1
+    assert any(directories[0].iterdir())
+    # Only the owner may read the values, as for the rest of the home folder.
+    assert directories[0].stat().st_mode & 0o077 == 0
+
+    workers.process.send_signal(signal.SIGTERM)
+    workers.process.wait(timeout=30)
+
+    assert list(home.glob("metrics-*")) == []
+
+
+def test_workers_reject_missing_metrics_directory(tmp_path: Path) -> None:
+    master_key = random_master_key()
+    home = tmp_path / "home"
+    store = open_store(Settings(home=home))
+    with store.session() as session:
+        put_secret(session, keyring_for(master_key), "hubspot", b"v", actor="t")
+    store.engine.dispose()
+    missing = tmp_path / "no-such-directory"
+    env = {
+        **os.environ,
+        "KEYSTEWARD_HOME": str(home),
+        "KEYSTEWARD_KEY_PROVIDER": "env",
+        "KEYSTEWARD_MASTER_KEY": master_key,
+        "PROMETHEUS_MULTIPROC_DIR": str(missing),
+    }
+    command = [KEYSTEWARD, "serve", "--workers", "2", "--port", str(free_port())]
+    result = subprocess.run(
+        command, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode != 0
+    assert f"PROMETHEUS_MULTIPROC_DIR='{missing}' is not a directory" in result.stderr
