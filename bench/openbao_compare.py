@@ -397,9 +397,32 @@ def write_docs(section: str) -> None:
     DOCS_PATH.write_text(text.rstrip("\n") + "\n")
 
 
+def positive_int(text: str) -> int:
+    """Parse an argument that must be a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"invalid value {text!r}: expected a whole number of at least 1"
+        )
+    return value
+
+
+def positive_ints(option: str, text: str) -> list[int]:
+    """Parse a comma-separated list of whole numbers of at least 1, or exit."""
+    try:
+        return [positive_int(part.strip()) for part in text.split(",")]
+    except argparse.ArgumentTypeError as exc:
+        sys.exit(f"{option}: {exc}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=int, default=10, help="wrk duration, s")
+    parser.add_argument(
+        "--seconds", type=positive_int, default=10, help="wrk duration, s"
+    )
     parser.add_argument(
         "--connections",
         default="1,8",
@@ -424,7 +447,7 @@ def main() -> None:
     )
     parser.add_argument(
         "--rounds",
-        type=int,
+        type=positive_int,
         default=3,
         help="times every server is loaded at every connection count",
     )
@@ -434,7 +457,8 @@ def main() -> None:
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk not found; install it with `apt-get install -y wrk`")
-    levels = [int(part) for part in args.connections.split(",")]
+    levels = positive_ints("--connections", args.connections)
+    worker_counts = positive_ints("--workers", args.workers)
     binary = bao_binary(args.bench_venv)
 
     load_before = load_average()
@@ -442,7 +466,7 @@ def main() -> None:
         folder = Path(scratch)
         openbao, bao_version, bao_pid = start_openbao(stack, binary, folder)
         targets = [openbao]
-        for workers in [int(part) for part in args.workers.split(",")]:
+        for workers in worker_counts:
             suffix = "" if workers == 1 else f", {workers} workers"
             targets.append(
                 start_keysteward(
