@@ -50,9 +50,26 @@ _UUID = re.compile(
 )
 
 
+# A file path, as in a traceback line, runs through several folders whose
+# names are mostly lower-case words. Random base64 has about 45% of such
+# characters, and rarely three slashes in 32 to 64 characters.
+MIN_PATH_SLASHES = 3
+MIN_PATH_WORD_SHARE = 0.85
+_PATH_WORD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz_-/")
+
+
+def _looks_like_path(text: str) -> bool:
+    if text.count("/") < MIN_PATH_SLASHES:
+        return False
+    word_characters = sum(1 for c in text if c in _PATH_WORD_CHARACTERS)
+    return word_characters >= MIN_PATH_WORD_SHARE * len(text)
+
+
 def _looks_random(text: str) -> bool:
     # Request and record ids are UUIDs; they identify, they grant nothing.
     if _UUID.fullmatch(text):
+        return False
+    if _looks_like_path(text):
         return False
     has_digit = any(c.isdigit() for c in text)
     has_alpha = any(c.isalpha() for c in text)

@@ -1,6 +1,8 @@
 """The redacting log filter hides secret-shaped values and keeps the rest."""
 
+import json
 import logging
+import traceback
 
 import pytest
 
@@ -51,3 +53,30 @@ def test_redact_keeps_uuid() -> None:
     request_id = "3f2a9c4e-8b1d-4e7f-9a6b-2c5d8e0f1a3b"
     text = f"GET /api/v1/secrets/{{name}} -> 200 (request id {request_id})"
     assert redact(text) == text
+
+
+def test_redact_keeps_traceback_paths() -> None:
+    try:
+        json.loads("{not json")
+    except ValueError:
+        text = traceback.format_exc()
+    site_line = (
+        '  File "/srv/app/.venv/lib/python3.11/site-packages/sqlalchemy/engine/'
+        'base.py", line 1977, in _exec_single_context'
+    )
+    assert redact(text) == text
+    assert redact(site_line) == site_line
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        # Base64 and lower-case-and-digit strings with several slashes.
+        "q7Xb/9kLm/Zt4W/pR2vN8sYc" + "Hd5Fj3Ga1E",
+        "a8f3/k2m9/q7x1/z5c2/" + "p0w4/e6r8/t1y3",
+    ],
+)
+def test_redact_hides_secret_with_slashes(secret: str) -> None:
+    redacted = redact(f"loaded credential {secret} for sync")
+    assert secret not in redacted
+    assert REDACTED in redacted
