@@ -25,6 +25,7 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import psycopg
+from sqlalchemy import make_url
 
 # bench/ is on sys.path when this file runs as a script.
 from vault_tokens import (
@@ -46,7 +49,7 @@ from vault_tokens import (
     scratch_postgres,
 )
 
-from keysteward.config import Settings
+from keysteward.config import Settings, redact_url
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import open_store
 from keysteward.vault.keys import KeyRing
@@ -116,7 +119,12 @@ def running_openbao(binary: Path, folder: Path) -> Iterator[tuple[str, str, str,
                     break
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline or process.poll() is not None:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"bao server -dev exited with code {process.returncode}. "
+                    f"See {folder / 'bao-server.log'}"
+                )
+            if time.monotonic() > deadline:
                 raise RuntimeError("bao server -dev did not start within 30 s")
             time.sleep(0.1)
         if "file" not in bao("audit", "list"):
@@ -258,8 +266,12 @@ def measure_rounds(
     return figures
 
 
-def count_syscalls(pid: int, url: str, token: str, folder: Path) -> str:
-    """Count the server's write and sync calls during 3 s of reads under strace."""
+def count_syscalls(pid: int, url: str, token: str, folder: Path) -> str | None:
+    """Count the server's write and sync calls during 3 s of reads under strace.
+
+    Returns None when strace saw no write at all, which means it could not
+    trace the server, because every response is a write.
+    """
     output = folder / "strace.txt"
     tracer = subprocess.Popen(
         [
@@ -280,17 +292,39 @@ def count_syscalls(pid: int, url: str, token: str, folder: Path) -> str:
     tracer.terminate()
     tracer.wait(timeout=30)
     counts = {"write": 0, "fsync": 0, "fdatasync": 0, "sync_file_range": 0}
-    for line in output.read_text().splitlines():
+    text = output.read_text() if output.exists() else ""
+    for line in text.splitlines():
         # Columns: % time, seconds, usecs/call, calls, [errors], syscall.
         parts = line.split()
         if len(parts) >= 5 and parts[-1] in counts and parts[3].isdigit():
             counts[parts[-1]] = int(parts[3])
+    if counts["write"] == 0:
+        print("strace counted no write by OpenBao, so its syncs are not reported")
+        return None
     reads = int(figures["rps"] * 3)
     return (
         f"under strace, about {reads:,} reads made OpenBao call write "
         f"{counts['write']:,} times, fsync {counts['fsync']} times and "
         f"fdatasync {counts['fdatasync']} times"
     )
+
+
+def _without_password(argument: str) -> str:
+    """Return a command-line argument with the password of any URL in it hidden."""
+    if "://" not in argument:
+        return argument
+    if argument.startswith("--") and "=" in argument:
+        option, _, value = argument.partition("=")
+        return f"{option}={redact_url(value)}"
+    return redact_url(argument)
+
+
+def postgres_setting(admin_url: str, name: str) -> str:
+    """Return a PostgreSQL server setting, as SHOW returns it."""
+    dsn = make_url(admin_url).set(drivername="postgresql")
+    with psycopg.connect(dsn.render_as_string(hide_password=False)) as connection:
+        row = connection.execute(f"SHOW {name}").fetchone()
+    return str(row[0]) if row else "unknown"
 
 
 def load_average() -> str:
@@ -306,10 +340,21 @@ def render_section(
     bao_version: str,
     loads: tuple[str, str],
     syscalls: str | None,
+    worker_counts: list[int],
+    postgres_sync: str | None,
 ) -> str:
     wrk_version = subprocess.run(
         ["wrk", "-v"], capture_output=True, text=True, check=False
     ).stdout.splitlines()[0]
+    # The version line goes on with the copyright notice.
+    wrk_version = wrk_version.split(" Copyright")[0]
+    round_word = "round" if rounds == 1 else "rounds"
+    processes = " or ".join(
+        "one server process"
+        if count == 1
+        else f"{count} processes sharing the port (`--workers {count}`)"
+        for count in worker_counts
+    )
     lines = [
         SECTION_TITLE,
         "",
@@ -317,7 +362,7 @@ def render_section(
         "",
         f"Machine: {machine_line()}. {bao_version}. Load tool: {wrk_version}, "
         f"{seconds} s per figure, run on the same machine as the servers. "
-        f"Every server ran throughout; {rounds} rounds each loaded every "
+        f"Every server ran throughout, and {rounds} {round_word} loaded every "
         "server at every connection count in turn (each round starting one "
         "server further along), after a 2 s warm-up of each. A figure is the "
         "median over the rounds, and a ratio the median of the rounds' "
@@ -330,8 +375,7 @@ def render_section(
         "audit device (declared in a config file, because OpenBao 2.x rejects "
         "`bao audit enable` over the API), one KV v2 secret, and a token "
         "whose only policy reads that one path. keysteward is "
-        "`keysteward serve` with one server process, or two sharing the port "
-        "(`--workers 2`), with one secret, read with an "
+        f"`keysteward serve` with {processes}, with one secret, read with an "
         "access token of a service account whose role grants only "
         "`keysteward:secrets/hubspot:read`. Each keysteward read checks the "
         "JWT, decides through the policy engine, commits a hash-chained read "
@@ -340,17 +384,21 @@ def render_section(
         "",
         "Durability: SQLite FULL syncs every commit to disk (the default); "
         "SQLite NORMAL syncs at WAL checkpoints, so a crash of keysteward "
-        "loses no event but a power loss can lose the last ones. PostgreSQL "
-        "ran with the server's `synchronous_commit = on`. "
+        "loses no event but a power loss can lose the last ones. "
+        + (
+            f"PostgreSQL ran with the server's `synchronous_commit = {postgres_sync}`. "
+            if postgres_sync
+            else ""
+        )
         + (
             f"OpenBao's file audit device does not sync: {syscalls}, so "
             "SQLite NORMAL is the like-for-like setting."
             if syscalls
-            else "(strace was not installed, so OpenBao's syncs were not counted.)"
+            else "(OpenBao's syncs were not counted: strace is missing or failed.)"
         ),
         "",
         "| System | conns | reads/s | p50 ms | p99 ms | reads/s vs OpenBao "
-        "| p50 vs OpenBao | rounds with more reads at a lower p50 |",
+        "| p50 vs OpenBao | rounds with more reads than OpenBao at a lower p50 |",
         "|---|---|---|---|---|---|---|---|",
     ]
     baseline = figures.get(OPENBAO_LABEL, {})
@@ -413,9 +461,12 @@ def positive_int(text: str) -> int:
 def positive_ints(option: str, text: str) -> list[int]:
     """Parse a comma-separated list of whole numbers of at least 1, or exit."""
     try:
-        return [positive_int(part.strip()) for part in text.split(",")]
+        values = [positive_int(part.strip()) for part in text.split(",")]
     except argparse.ArgumentTypeError as exc:
         sys.exit(f"{option}: {exc}")
+    if len(set(values)) != len(values):
+        sys.exit(f"{option}: invalid value {text!r}: each number may appear once")
+    return values
 
 
 def main() -> None:
@@ -461,9 +512,21 @@ def main() -> None:
     worker_counts = positive_ints("--workers", args.workers)
     binary = bao_binary(args.bench_venv)
 
+    # SIGTERM (from kill or timeout) unwinds like Ctrl-C, so every server
+    # stops and the scratch databases and folders are removed.
+    signal.signal(signal.SIGTERM, lambda _number, _frame: sys.exit(143))
     load_before = load_average()
     with tempfile.TemporaryDirectory() as scratch, ExitStack() as stack:
         folder = Path(scratch)
+        # Made first, so a wrong --postgres-url fails before any server starts.
+        postgres_urls = {}
+        postgres_sync = None
+        if not args.no_postgres:
+            for workers in worker_counts:
+                postgres_urls[workers] = stack.enter_context(
+                    scratch_postgres(args.postgres_url)
+                )
+            postgres_sync = postgres_setting(args.postgres_url, "synchronous_commit")
         openbao, bao_version, bao_pid = start_openbao(stack, binary, folder)
         targets = [openbao]
         for workers in worker_counts:
@@ -488,13 +551,12 @@ def main() -> None:
                     workers,
                 )
             )
-            if not args.no_postgres:
-                url = stack.enter_context(scratch_postgres(args.postgres_url))
+            if workers in postgres_urls:
                 targets.append(
                     start_keysteward(
                         stack,
                         f"keysteward, PostgreSQL{suffix}",
-                        url,
+                        postgres_urls[workers],
                         folder,
                         None,
                         workers,
@@ -504,7 +566,8 @@ def main() -> None:
         syscalls = None
         if shutil.which("strace") is not None:
             syscalls = count_syscalls(bao_pid, openbao.url, openbao.value, folder)
-    command = ".venv/bin/python bench/openbao_compare.py " + " ".join(sys.argv[1:])
+    arguments = [_without_password(argument) for argument in sys.argv[1:]]
+    command = ".venv/bin/python bench/openbao_compare.py " + " ".join(arguments)
     section = render_section(
         command.strip(),
         figures,
@@ -514,6 +577,8 @@ def main() -> None:
         bao_version,
         (load_before, load_average()),
         syscalls,
+        worker_counts,
+        postgres_sync,
     )
     print(section)
     if args.write_docs:

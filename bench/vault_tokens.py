@@ -164,7 +164,12 @@ def running_server(
                     break
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline or process.poll() is not None:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"keysteward serve exited with code {process.returncode} "
+                    "before it answered; see its output above"
+                )
+            if time.monotonic() > deadline:
                 raise RuntimeError("keysteward serve did not start within 30 s")
             time.sleep(0.1)
         yield url
