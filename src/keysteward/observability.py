@@ -1,11 +1,13 @@
 """Request ids, security headers and Prometheus metrics for the HTTP app."""
 
+import glob
 import itertools
 import logging
 import os
 import re
 import secrets
 import time
+from collections.abc import Iterable
 
 from fastapi import FastAPI, Request, Response
 from prometheus_client import (
@@ -13,9 +15,11 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Histogram,
+    Metric,
     generate_latest,
     multiprocess,
 )
+from prometheus_client.registry import Collector
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -221,8 +225,34 @@ def _scraped_registry(own: CollectorRegistry) -> CollectorRegistry:
     values of every process that wrote there, those of ended processes
     included, so counters never go back when a worker is restarted.
     """
-    if not os.environ.get(MULTIPROCESS_DIR_SETTING):
+    directory = os.environ.get(MULTIPROCESS_DIR_SETTING)
+    if not directory:
         return own
     combined = CollectorRegistry()
-    multiprocess.MultiProcessCollector(combined)
+    combined.register(_SharedValues(directory))
     return combined
+
+
+class _SharedValues(Collector):
+    """Sum the value files of every process in a multiprocess directory.
+
+    A file that cannot be read (cut short, or not a value file) is left out
+    and logged, so one bad file does not fail every scrape.
+    """
+
+    def __init__(self, directory: str) -> None:
+        self._directory = directory
+        self._skipped: set[str] = set()
+
+    def collect(self) -> Iterable[Metric]:
+        readable = []
+        for path in sorted(glob.glob(os.path.join(self._directory, "*.db"))):
+            try:
+                multiprocess.MultiProcessCollector.merge([path], accumulate=False)
+            except Exception as exc:
+                if path not in self._skipped:
+                    self._skipped.add(path)
+                    log.error("skipping unreadable metrics file %s: %s", path, exc)
+                continue
+            readable.append(path)
+        return multiprocess.MultiProcessCollector.merge(readable, accumulate=True)

@@ -224,7 +224,8 @@ def test_workers_metrics_directory_removed(workers: Workers) -> None:
     assert list(home.glob("metrics-*")) == []
 
 
-def test_workers_reject_missing_metrics_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_rejects_missing_metrics_directory(tmp_path: Path, workers: str) -> None:
     master_key = random_master_key()
     home = tmp_path / "home"
     store = open_store(Settings(home=home))
@@ -239,7 +240,7 @@ def test_workers_reject_missing_metrics_directory(tmp_path: Path) -> None:
         "KEYSTEWARD_MASTER_KEY": master_key,
         "PROMETHEUS_MULTIPROC_DIR": str(missing),
     }
-    command = [KEYSTEWARD, "serve", "--workers", "2", "--port", str(free_port())]
+    command = [KEYSTEWARD, "serve", "--workers", workers, "--port", str(free_port())]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=60
     )

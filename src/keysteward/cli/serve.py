@@ -1,10 +1,6 @@
 """``keysteward serve``: run the HTTP API with uvicorn."""
 
 import os
-import shutil
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,9 +8,6 @@ import typer
 
 from keysteward.cli._context import state_of
 from keysteward.errors import ConfigError
-
-# The per-run metrics directory of `serve --workers` in the home folder.
-METRICS_DIRECTORY_PREFIX = "metrics-"
 
 
 def register(app: typer.Typer) -> None:
@@ -76,7 +69,9 @@ def serve(
         _export_settings(
             state.overrides, state.settings.home, with_scheduler, job_intervals
         )
-        with _shared_metrics_directory(state.settings.home):
+        from keysteward.metrics_directory import shared_metrics_directory
+
+        with shared_metrics_directory(state.settings.home):
             uvicorn.run(
                 "keysteward.workers:worker_app",
                 factory=True,
@@ -88,6 +83,9 @@ def serve(
                 server_header=False,
             )
         return
+    from keysteward.metrics_directory import check_named_directory
+
+    check_named_directory()
     app = create_app(state.settings, store=state.store, keyring=keyring)
     if with_scheduler:
         from keysteward.cluster.jobs import parse_intervals, scheduled_jobs
@@ -106,34 +104,6 @@ def serve(
         # No "server: uvicorn" header, which names the server software to callers.
         server_header=False,
     )
-
-
-@contextmanager
-def _shared_metrics_directory(home: Path) -> Iterator[None]:
-    """Give the workers a directory for their Prometheus values, then remove it.
-
-    A directory the operator named in PROMETHEUS_MULTIPROC_DIR is used as it
-    is and kept. Otherwise a new one is made in the home folder, which only
-    the owner can read, and removed when the server stops.
-    """
-    from keysteward.observability import MULTIPROCESS_DIR_SETTING
-
-    named = os.environ.get(MULTIPROCESS_DIR_SETTING)
-    if named:
-        if not Path(named).is_dir():
-            raise ConfigError(
-                f"{MULTIPROCESS_DIR_SETTING}={named!r} is not a directory. "
-                "Create an empty directory there, or unset it."
-            )
-        yield
-        return
-    directory = tempfile.mkdtemp(prefix=METRICS_DIRECTORY_PREFIX, dir=home)
-    os.environ[MULTIPROCESS_DIR_SETTING] = directory
-    try:
-        yield
-    finally:
-        del os.environ[MULTIPROCESS_DIR_SETTING]
-        shutil.rmtree(directory, ignore_errors=True)
 
 
 def _check_worker_key_provider() -> None:
