@@ -51,18 +51,16 @@ _UUID = re.compile(
 
 
 # A file path, as in a traceback line, runs through several folders whose
-# names are mostly lower-case words. Random base64 has about 45% of such
-# characters, and rarely three slashes in 32 to 64 characters.
+# names are lower-case words, and numbers such as a Python version. A token
+# mixes digits into its letters, so a run with such a part is no path.
 MIN_PATH_SLASHES = 3
-MIN_PATH_WORD_SHARE = 0.85
-_PATH_WORD_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyz_-/")
+_PATH_PART = re.compile(r"[a-z_\-]*|[0-9]{1,4}")
 
 
 def _looks_like_path(text: str) -> bool:
     if text.count("/") < MIN_PATH_SLASHES:
         return False
-    word_characters = sum(1 for c in text if c in _PATH_WORD_CHARACTERS)
-    return word_characters >= MIN_PATH_WORD_SHARE * len(text)
+    return all(_PATH_PART.fullmatch(part) for part in text.split("/"))
 
 
 def _looks_random(text: str) -> bool:

@@ -74,6 +74,10 @@ def test_redact_keeps_traceback_paths() -> None:
         # Base64 and lower-case-and-digit strings with several slashes.
         "q7Xb/9kLm/Zt4W/pR2vN8sYc" + "Hd5Fj3Ga1E",
         "a8f3/k2m9/q7x1/z5c2/" + "p0w4/e6r8/t1y3",
+        # A lower-case token with few digits, after path-like parts.
+        "oryooqsgfz9p/zfdojecrz6ub/" + "oux3uftaqcbb/tayokos0qhuj",
+        "/api/hooks/" + "f3r09fquo6sbegzgsyebannd4yz0emrvftva0hip",
+        "/services/deploy/trigger/" + "s0geeplbcifdopignmuqpvkwokcitbvwilju",
     ],
 )
 def test_redact_hides_secret_with_slashes(secret: str) -> None:
