@@ -25,9 +25,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("keysteward.http")
 
-# prometheus_client's multiprocess mode: when this names a directory before
+# prometheus_client's multiprocess mode: when this variable is set before
 # prometheus_client is imported, every process writes its metric values to
-# files there, and a scrape of any process adds up all of them.
+# files in the directory it names, and a scrape of any process adds up all
+# of them (see keysteward.metrics_directory).
 MULTIPROCESS_DIR_SETTING = "PROMETHEUS_MULTIPROC_DIR"
 
 API_PREFIX = "/api/v1"
