@@ -293,6 +293,24 @@ def test_ambiguous_path_is_400(env: Env, path: str) -> None:
     assert env.upstream.seen == []
 
 
+def test_path_cannot_forge_log_line(env: Env, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    _gateway, client = env.start()
+
+    response = client.get("/evil%0Agateway%20admin%20GET%20hub%20-%3E%20200/x")
+
+    assert response.status_code in (401, 404)
+    gateway_lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.getMessage().startswith("gateway ")
+    ]
+    assert gateway_lines
+    for line in gateway_lines:
+        assert "\n" not in line
+    assert any("evil\\ngateway" in line for line in gateway_lines)
+
+
 def test_credential_absent_from_responses_and_logs(
     env: Env, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -483,7 +483,9 @@ class GatewayApp:
             "gateway %s %s %s -> %d (%s, request id %s)",
             principal or "anonymous",
             exchange.method,
-            exchange.permission or exchange.system,
+            # The system comes from the request's decoded path, so a %0A in
+            # it must not start a new log line.
+            _printable(exchange.permission or exchange.system),
             status,
             decision,
             exchange.request_id,
@@ -521,6 +523,13 @@ def explain_role_limit(decision: Decision, principal: Principal) -> Decision:
         note=f"the token of {decision.principal} is limited to roles {roles}, "
         f"none of which grants {decision.permission}",
     )
+
+
+def _printable(text: str) -> str:
+    """Return ``text`` with control characters escaped, for a one-line log."""
+    if text.isprintable():
+        return text
+    return text.encode("unicode_escape").decode("ascii")
 
 
 def _split_path(scope: Scope) -> tuple[str, str, str]:
