@@ -3,6 +3,7 @@
 import base64
 import logging
 import os
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -293,18 +294,32 @@ def test_ambiguous_path_is_400(env: Env, path: str) -> None:
     assert env.upstream.seen == []
 
 
+def _wait_for_gateway_lines(
+    caplog: pytest.LogCaptureFixture, timeout: float = 5.0
+) -> list[str]:
+    """Wait until the gateway has logged a request; return its log lines."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [
+            record.getMessage()
+            for record in caplog.records
+            if record.getMessage().startswith("gateway ")
+        ]
+        if lines or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.02)
+
+
 def test_path_cannot_forge_log_line(env: Env, caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO)
+    # On the package logger, whose level an earlier CLI run may have raised.
+    caplog.set_level(logging.INFO, logger="keysteward")
     _gateway, client = env.start()
 
     response = client.get("/evil%0Agateway%20admin%20GET%20hub%20-%3E%20200/x")
 
     assert response.status_code in (401, 404)
-    gateway_lines = [
-        record.getMessage()
-        for record in caplog.records
-        if record.getMessage().startswith("gateway ")
-    ]
+    # The gateway logs a request after its response is sent.
+    gateway_lines = _wait_for_gateway_lines(caplog)
     assert gateway_lines
     for line in gateway_lines:
         assert "\n" not in line
