@@ -51,10 +51,11 @@ _UUID = re.compile(
 
 
 # A file path, as in a traceback line, runs through several folders whose
-# names are lower-case words, and numbers such as a Python version. A token
-# mixes digits into its letters, so a run with such a part is no path.
+# names are lower-case words, some ending in a short number (python3,
+# lib64, pytest-3). A token mixes digits into its letters, so a run with such
+# a part is no path.
 MIN_PATH_SLASHES = 3
-_PATH_PART = re.compile(r"[a-z_\-]*|[0-9]{1,4}")
+_PATH_PART = re.compile(r"[a-z_\-]*[0-9]{0,4}")
 
 
 def _looks_like_path(text: str) -> bool:

@@ -1,8 +1,6 @@
 """The redacting log filter hides secret-shaped values and keeps the rest."""
 
-import json
 import logging
-import traceback
 
 import pytest
 
@@ -56,16 +54,17 @@ def test_redact_keeps_uuid() -> None:
 
 
 def test_redact_keeps_traceback_paths() -> None:
-    try:
-        json.loads("{not json")
-    except ValueError:
-        text = traceback.format_exc()
-    site_line = (
+    # Fixed paths, because a checkout's own path may contain tokens of digits
+    # mixed into letters, which stay redacted.
+    traceback_text = (
+        "Traceback (most recent call last):\n"
         '  File "/srv/app/.venv/lib/python3.11/site-packages/sqlalchemy/engine/'
-        'base.py", line 1977, in _exec_single_context'
+        'base.py", line 1977, in _exec_single_context\n'
+        '  File "/usr/lib/python3/dist-packages/keysteward/events/writer.py", '
+        "line 338, in _commit\n"
+        "sqlite3.OperationalError: no such column: nope\n"
     )
-    assert redact(text) == text
-    assert redact(site_line) == site_line
+    assert redact(traceback_text) == traceback_text
 
 
 @pytest.mark.parametrize(
