@@ -2,7 +2,7 @@
 
 prometheus_client's multiprocess mode is on in every process that starts
 with PROMETHEUS_MULTIPROC_DIR in its environment, even set to an empty
-string: each process then writes its values to files there, and a scrape
+string. Each process then writes its values to files there, and a scrape
 adds up all of them (see ``observability``). ``serve --workers`` turns it
 on with a private directory of its own, and an operator may name one.
 """
@@ -28,7 +28,7 @@ _PRIVATE_NAME = re.compile(rf"{PRIVATE_PREFIX}(\d+)-")
 
 
 def check_named_directory() -> Path | None:
-    """Return the directory named in PROMETHEUS_MULTIPROC_DIR, checked.
+    """Check and return the directory named in PROMETHEUS_MULTIPROC_DIR.
 
     Returns None when the variable is not set. Raises ConfigError unless it
     names a directory that this process can write to, because every request
