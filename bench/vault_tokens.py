@@ -130,6 +130,17 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _listening_sockets(port: int) -> int:
+    """Count the IPv4 sockets in state LISTEN on ``port``."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == "0A":
+            count += 1
+    return count
+
+
 @contextmanager
 def running_server(
     home: Path,
@@ -160,7 +171,12 @@ def running_server(
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(f"{url}/healthz").status_code == 200:
+                # Each worker listens on a socket of its own, and /healthz
+                # returns 200 as soon as the first one does.
+                if (
+                    _listening_sockets(port) >= workers
+                    and httpx.get(f"{url}/healthz").status_code == 200
+                ):
                     break
             except httpx.TransportError:
                 pass

@@ -7,8 +7,10 @@ both processes' events.
 
 import os
 import signal
+import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -33,6 +35,7 @@ SECRET_VALUE = "pat-na1-" + "0a1b2c3d" * 4
 READS = 1200
 CLIENTS = 8
 HEALTH_CHECKS = 40
+BURST_CONNECTIONS = 16
 
 
 @dataclass
@@ -42,6 +45,17 @@ class Workers:
     env: dict[str, str]
     api_token: str
     process: subprocess.Popen[bytes]
+
+
+def _listening_sockets(port: int) -> int:
+    """Count the IPv4 sockets in state LISTEN on ``port``."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local_port = int(fields[1].rsplit(":", 1)[1], 16)
+        if local_port == port and fields[3] == "0A":
+            count += 1
+    return count
 
 
 @pytest.fixture
@@ -81,6 +95,10 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
     try:
         wait_healthy(url, process, log_path)
+        # /healthz returns 200 once the first worker listens.
+        deadline = time.monotonic() + 60
+        while _listening_sockets(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         yield Workers(url, store, env, api_token, process)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -246,3 +264,83 @@ def test_serve_rejects_missing_metrics_directory(tmp_path: Path, workers: str) -
     )
     assert result.returncode != 0
     assert f"PROMETHEUS_MULTIPROC_DIR='{missing}' is not a directory" in result.stderr
+
+
+def _request_id_on_new_connection(connection: socket.socket) -> str:
+    """Send GET /healthz on ``connection`` and return the response's request id."""
+    connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    response = b""
+    while b"\r\n\r\n" not in response:
+        chunk = connection.recv(4096)
+        assert chunk, "connection closed before the response headers"
+        response += chunk
+    for line in response.split(b"\r\n\r\n")[0].decode().split("\r\n")[1:]:
+        name, _, value = line.partition(":")
+        if name.lower() == "x-request-id":
+            return value.strip()
+    raise AssertionError(f"no x-request-id header in {response!r}")
+
+
+def test_workers_share_burst_of_connections(workers: Workers) -> None:
+    port = int(workers.url.rsplit(":", 1)[1])
+    # Each worker listens on a socket of its own.
+    assert _listening_sockets(port) == 2
+    # Every connection is open before the first request, as when a client
+    # pool starts, so no worker is busy when the connections arrive.
+    connections = [
+        socket.create_connection(("127.0.0.1", port), timeout=10)
+        for _ in range(BURST_CONNECTIONS)
+    ]
+    try:
+        request_ids = [_request_id_on_new_connection(c) for c in connections]
+    finally:
+        for connection in connections:
+            connection.close()
+
+    # The kernel picks a worker's socket by a hash of each connection's
+    # addresses, so all 16 landing on one worker has a chance of 2 in 65,536.
+    assert len({request_id[:12] for request_id in request_ids}) == 2
+
+
+def test_second_server_on_port_rejected(workers: Workers) -> None:
+    port = workers.url.rsplit(":", 1)[1]
+    result = subprocess.run(
+        [KEYSTEWARD, "serve", "--workers", "2", "--port", port],
+        env=workers.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 3
+    assert f"failed to listen on 127.0.0.1:{port}" in result.stderr
+    # The first server still serves.
+    assert httpx.get(f"{workers.url}/healthz").status_code == 200
+
+
+def _children(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def _running(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
+
+
+def test_workers_stop_when_parent_killed(workers: Workers) -> None:
+    children = _children(workers.process.pid)
+    # Two workers and multiprocessing's resource tracker.
+    assert len(children) == 3
+
+    workers.process.kill()
+    workers.process.wait(timeout=30)
+
+    deadline = time.monotonic() + 30
+    while any(_running(child) for child in children) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [child for child in children if _running(child)] == []
+    with pytest.raises(httpx.TransportError):
+        httpx.get(f"{workers.url}/healthz", timeout=2)

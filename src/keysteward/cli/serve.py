@@ -70,18 +70,20 @@ def serve(
             state.overrides, state.settings.home, with_scheduler, job_intervals
         )
         from keysteward.metrics_directory import shared_metrics_directory
+        from keysteward.worker_sockets import run_workers
 
+        config = uvicorn.Config(
+            "keysteward.workers:worker_app",
+            factory=True,
+            workers=workers,
+            host=host,
+            port=port,
+            log_level=state.settings.log_level.lower(),
+            access_log=False,
+            server_header=False,
+        )
         with shared_metrics_directory(state.settings.home):
-            uvicorn.run(
-                "keysteward.workers:worker_app",
-                factory=True,
-                workers=workers,
-                host=host,
-                port=port,
-                log_level=state.settings.log_level.lower(),
-                access_log=False,
-                server_header=False,
-            )
+            run_workers(config)
         return
     from keysteward.metrics_directory import check_named_directory
 

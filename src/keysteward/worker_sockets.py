@@ -1,0 +1,132 @@
+"""A listening socket of its own for each ``serve --workers`` process.
+
+uvicorn's supervisor binds one socket and passes it to every worker. A
+kept-alive connection stays with the worker that accepted it, and under a
+burst of new connections the worker that wakes first often accepts all of
+them: in a check with ``wrk -c8``, all 8 went to one of two workers in two
+runs of four, leaving the other worker's core idle. Here each worker binds
+its own socket with SO_REUSEPORT instead, and the Linux kernel hashes every
+new connection to one of them, so connections spread evenly on average.
+"""
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+from typing import Any, cast
+
+from uvicorn import Config
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
+
+from keysteward.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# From <linux/prctl.h>.
+_PR_SET_PDEATHSIG = 1
+
+
+class WorkerListener:
+    """The address that every worker process binds a socket of its own to.
+
+    uvicorn's supervisor pickles the sockets it hands to each new worker
+    process. This object goes in their place, and unpickling it in the
+    worker binds a new SO_REUSEPORT socket there.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host = host
+        self.port = port
+
+    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
+        return (bind_worker_socket, (self.host, self.port))
+
+
+def run_workers(config: Config) -> None:
+    """Run ``config.workers`` uvicorn workers, each on a socket of its own.
+
+    Raises ConfigError when the address is taken or a worker failed to
+    start, so the command exits with an error rather than 0.
+    """
+    check_port_free(config.host, config.port)
+    log.info(
+        "serving on http://%s:%d with %d worker processes",
+        config.host,
+        config.port,
+        config.workers,
+    )
+    # Each worker unpickles the listener into a socket (see WorkerListener).
+    listeners = cast(list[socket.socket], [WorkerListener(config.host, config.port)])
+    supervisor = Multiprocess(config, sockets=listeners)
+    supervisor.run()
+    failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
+    if failed:
+        raise ConfigError(
+            f"worker process {failed[0]} failed to start. Its log lines above "
+            "give the cause."
+        )
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Raise ConfigError when another socket listens on host:port.
+
+    SO_REUSEPORT would let the workers join the sockets of another server of
+    the same user on that port and split its connections, so this binds the
+    address once without that option first.
+    """
+    with socket.socket(_family(host), socket.SOCK_STREAM) as probe:
+        # Allows binding over connections still in TIME_WAIT, never over a
+        # listening socket.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            raise ConfigError(
+                f"failed to listen on {host}:{port}: {exc.strerror}. Stop the "
+                "process that listens there, or choose another --port."
+            ) from None
+
+
+def bind_worker_socket(host: str, port: int) -> socket.socket:
+    """Bind a SO_REUSEPORT socket to host:port in a new worker process.
+
+    Also ties the worker's life to its parent's. Exits with uvicorn's startup
+    failure code when binding fails, so the supervisor stops instead of
+    restarting the worker.
+    """
+    _stop_with_parent()
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        print(f"worker failed to listen on {host}:{port}: {exc}", file=sys.stderr)
+        sys.exit(STARTUP_FAILURE)
+    return sock
+
+
+def _stop_with_parent() -> None:
+    """Have the kernel send SIGTERM to this worker when its parent dies.
+
+    Without it, workers of a parent killed by SIGKILL would keep serving on
+    their port, next to the workers of any server started after it.
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
+        error = ctypes.get_errno()
+        raise OSError(error, f"prctl(PR_SET_PDEATHSIG) failed: {os.strerror(error)}")
+    parent = multiprocessing.parent_process()
+    # The parent may have died before the call above took effect.
+    if parent is not None and os.getppid() != parent.pid:
+        sys.exit(STARTUP_FAILURE)
+
+
+def _family(host: str) -> socket.AddressFamily:
+    # The same rule uvicorn applies to --host: a colon means IPv6.
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

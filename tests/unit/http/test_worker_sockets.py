@@ -1,0 +1,89 @@
+"""Per-worker listening sockets: the port check and the socket a worker binds."""
+
+import json
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from keysteward.errors import ConfigError
+from keysteward.worker_sockets import check_port_free
+
+# Unpickles two listeners in a fresh process, as two workers would, and
+# prints what the kernel reports of the sockets. It runs in a subprocess
+# because binding also sets the process's parent-death signal.
+UNPICKLING_PROCESS = """
+import ctypes, json, pickle, signal, socket, sys
+from keysteward.worker_sockets import WorkerListener
+
+PR_GET_PDEATHSIG = 2
+port = int(sys.argv[1])
+data = pickle.dumps(WorkerListener("127.0.0.1", port))
+first, second = pickle.loads(data), pickle.loads(data)
+signal_number = ctypes.c_int()
+ctypes.CDLL(None).prctl(PR_GET_PDEATHSIG, ctypes.byref(signal_number), 0, 0, 0)
+print(json.dumps({
+    "ports": [first.getsockname()[1], second.getsockname()[1]],
+    "reuse_port": first.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT),
+    "death_signal": signal_number.value,
+}))
+"""
+
+
+@pytest.fixture
+def listening() -> Iterator[int]:
+    """Yield the port of a plain listening socket, as another server's."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield int(sock.getsockname()[1])
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_port_check_rejects_listening_port(listening: int) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_port_free("127.0.0.1", listening)
+    message = str(raised.value)
+    assert f"failed to listen on 127.0.0.1:{listening}" in message
+    assert "Address already in use" in message
+    assert "choose another --port" in message
+
+
+def test_port_check_accepts_free_port() -> None:
+    check_port_free("127.0.0.1", _free_port())
+
+
+def test_listener_binds_reusable_socket() -> None:
+    port = _free_port()
+    result = subprocess.run(
+        [sys.executable, "-c", UNPICKLING_PROCESS, str(port)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    sockets = json.loads(result.stdout)
+    # Both bound the same port, which only SO_REUSEPORT allows.
+    assert sockets["ports"] == [port, port]
+    assert sockets["reuse_port"] == 1
+    assert sockets["death_signal"] == 15
+
+
+def test_listener_exits_on_taken_port(listening: int) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", UNPICKLING_PROCESS, str(listening)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    # uvicorn's supervisor stops, rather than restarts, a worker that exits
+    # with its startup failure code 3.
+    assert result.returncode == 3
+    assert f"worker failed to listen on 127.0.0.1:{listening}" in result.stderr
