@@ -49,6 +49,7 @@ from keysteward.tokens.principals import Principal, PrincipalType
 from keysteward.tokens.services import authenticate_api_token, issue_api_token
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.services import put_secret, read_secret
+from keysteward.worker_sockets import listening_sockets
 
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION_TITLE = "## Vault and tokens"
@@ -130,17 +131,6 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def _listening_sockets(port: int) -> int:
-    """Count the IPv4 sockets in state LISTEN on ``port``."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        if local_port == port and fields[3] == "0A":
-            count += 1
-    return count
-
-
 @contextmanager
 def running_server(
     home: Path,
@@ -174,7 +164,7 @@ def running_server(
                 # Each worker listens on a socket of its own, and /healthz
                 # returns 200 as soon as the first one does.
                 if (
-                    _listening_sockets(port) >= workers
+                    listening_sockets(port) >= workers
                     and httpx.get(f"{url}/healthz").status_code == 200
                 ):
                     break

@@ -16,6 +16,9 @@ import os
 import signal
 import socket
 import sys
+import threading
+import time
+from pathlib import Path
 from typing import Any, cast
 
 from uvicorn import Config
@@ -28,6 +31,10 @@ log = logging.getLogger(__name__)
 
 # From <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
+# The state column of /proc/net/tcp, from <net/tcp_states.h>.
+_TCP_LISTEN = "0A"
+# Seconds that all workers may take to start listening.
+LISTEN_TIMEOUT = 60
 
 
 class WorkerListener:
@@ -62,6 +69,12 @@ def run_workers(config: Config) -> None:
     # Each worker unpickles the listener into a socket (see WorkerListener).
     listeners = cast(list[socket.socket], [WorkerListener(config.host, config.port)])
     supervisor = Multiprocess(config, sockets=listeners)
+    threading.Thread(
+        target=_log_when_listening,
+        args=(config.port, config.workers),
+        name="worker-listen-check",
+        daemon=True,
+    ).start()
     supervisor.run()
     failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
     if failed:
@@ -89,6 +102,44 @@ def check_port_free(host: str, port: int) -> None:
                 f"failed to listen on {host}:{port}: {exc.strerror}. Stop the "
                 "process that listens there, or choose another --port."
             ) from None
+
+
+def listening_sockets(port: int) -> int:
+    """Count this host's TCP sockets in state LISTEN on ``port``, on any address."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == _TCP_LISTEN:
+                count += 1
+    return count
+
+
+def _log_when_listening(port: int, workers: int) -> None:
+    """Log once every worker listens, or a warning if they do not in time.
+
+    ``/healthz`` returns 200 as soon as the first worker listens, so this
+    line tells an operator, or a load test, when all of them take connections.
+    """
+    deadline = time.monotonic() + LISTEN_TIMEOUT
+    while time.monotonic() < deadline:
+        if listening_sockets(port) >= workers:
+            log.info("all %d worker processes listen on port %d", workers, port)
+            return
+        time.sleep(0.1)
+    log.warning(
+        "only %d of %d worker processes listen on port %d after %d s; see "
+        "their log lines for the cause",
+        listening_sockets(port),
+        workers,
+        port,
+        LISTEN_TIMEOUT,
+    )
 
 
 def bind_worker_socket(host: str, port: int) -> socket.socket:

@@ -29,6 +29,7 @@ from keysteward.config import Settings
 from keysteward.db import Store, open_store
 from keysteward.events.models import Event, EventCheckpoint
 from keysteward.vault.services import put_secret
+from keysteward.worker_sockets import listening_sockets
 
 KEYSTEWARD = str(Path(sys.executable).with_name("keysteward"))
 SECRET_VALUE = "pat-na1-" + "0a1b2c3d" * 4
@@ -47,15 +48,12 @@ class Workers:
     process: subprocess.Popen[bytes]
 
 
-def _listening_sockets(port: int) -> int:
-    """Count the IPv4 sockets in state LISTEN on ``port``."""
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        if local_port == port and fields[3] == "0A":
-            count += 1
-    return count
+def _wait_for_line(log_path: Path, text: str) -> None:
+    deadline = time.monotonic() + 60
+    while text not in log_path.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if text not in log_path.read_text():
+        pytest.fail(f"no line {text!r} within 60 s in:\n{log_path.read_text()}")
 
 
 @pytest.fixture
@@ -80,6 +78,8 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
         "KEYSTEWARD_KEY_PROVIDER": "env",
         "KEYSTEWARD_MASTER_KEY": master_key,
         "KEYSTEWARD_SQLITE_SYNCHRONOUS": "NORMAL",
+        # Turns on the line that serve logs once every worker listens.
+        "KEYSTEWARD_LOG_LEVEL": "INFO",
     }
 
     port = free_port()
@@ -95,10 +95,9 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
     try:
         wait_healthy(url, process, log_path)
-        # /healthz returns 200 once the first worker listens.
-        deadline = time.monotonic() + 60
-        while _listening_sockets(port) < 2 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # /healthz returns 200 once the first worker listens, and serve logs
+        # this line once both do.
+        _wait_for_line(log_path, f"all 2 worker processes listen on port {port}")
         yield Workers(url, store, env, api_token, process)
     finally:
         process.send_signal(signal.SIGTERM)
@@ -284,7 +283,7 @@ def _request_id_on_new_connection(connection: socket.socket) -> str:
 def test_workers_share_burst_of_connections(workers: Workers) -> None:
     port = int(workers.url.rsplit(":", 1)[1])
     # Each worker listens on a socket of its own.
-    assert _listening_sockets(port) == 2
+    assert listening_sockets(port) == 2
     # Every connection is open before the first request, as when a client
     # pool starts, so no worker is busy when the connections arrive.
     connections = [

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from keysteward.errors import ConfigError
-from keysteward.worker_sockets import check_port_free
+from keysteward.worker_sockets import check_port_free, listening_sockets
 
 # Unpickles two listeners in a fresh process, as two workers would, and
 # prints what the kernel reports of the sockets. It runs in a subprocess
@@ -87,3 +87,13 @@ def test_listener_exits_on_taken_port(listening: int) -> None:
     # with its startup failure code 3.
     assert result.returncode == 3
     assert f"worker failed to listen on 127.0.0.1:{listening}" in result.stderr
+
+
+def test_listening_sockets_counts_ipv4_and_ipv6(listening: int) -> None:
+    assert listening_sockets(listening) == 1
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind(("::1", listening))
+        assert listening_sockets(listening) == 1
+        sock.listen()
+        assert listening_sockets(listening) == 2
