@@ -10,6 +10,7 @@ new connection to one of them, so connections spread evenly on average.
 """
 
 import ctypes
+import errno
 import logging
 import multiprocessing
 import os
@@ -18,6 +19,8 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
@@ -45,12 +48,13 @@ class WorkerListener:
     worker binds a new SO_REUSEPORT socket there.
     """
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, backlog: int) -> None:
         self.host = host
         self.port = port
+        self.backlog = backlog
 
-    def __reduce__(self) -> tuple[Any, tuple[str, int]]:
-        return (bind_worker_socket, (self.host, self.port))
+    def __reduce__(self) -> tuple[Any, tuple[str, int, int]]:
+        return (bind_worker_socket, (self.host, self.port, self.backlog))
 
 
 def run_workers(config: Config) -> None:
@@ -59,29 +63,51 @@ def run_workers(config: Config) -> None:
     Raises ConfigError when the address is taken or a worker failed to
     start, so the command exits with an error rather than 0.
     """
-    check_port_free(config.host, config.port)
-    log.info(
-        "serving on http://%s:%d with %d worker processes",
-        config.host,
-        config.port,
-        config.workers,
-    )
-    # Each worker unpickles the listener into a socket (see WorkerListener).
-    listeners = cast(list[socket.socket], [WorkerListener(config.host, config.port)])
-    supervisor = Multiprocess(config, sockets=listeners)
-    threading.Thread(
-        target=_log_when_listening,
-        args=(config.port, config.workers),
-        name="worker-listen-check",
-        daemon=True,
-    ).start()
-    supervisor.run()
+    with _port_lock(config.port):
+        check_port_free(config.host, config.port)
+        log.info(
+            "serving on http://%s with %d worker processes",
+            _address(config.host, config.port),
+            config.workers,
+        )
+        # Each worker unpickles the listener into a socket (see WorkerListener).
+        listener = WorkerListener(config.host, config.port, config.backlog)
+        supervisor = Multiprocess(config, sockets=cast(list[socket.socket], [listener]))
+        threading.Thread(
+            target=_log_when_listening,
+            args=(config.port, config.workers),
+            name="worker-listen-check",
+            daemon=True,
+        ).start()
+        supervisor.run()
     failed = [p.pid for p in supervisor.processes if p.exitcode == STARTUP_FAILURE]
     if failed:
         raise ConfigError(
             f"worker process {failed[0]} failed to start. Its log lines above "
             "give the cause."
         )
+
+
+@contextmanager
+def _port_lock(port: int) -> Iterator[None]:
+    """Hold a lock on ``port`` that only one ``serve --workers`` gets.
+
+    Workers of two servers started close together would both pass the port
+    check and then share the port through SO_REUSEPORT. The lock is a Unix
+    socket in Linux's abstract namespace, which the kernel frees when this
+    process exits, however it exits.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as lock:
+        try:
+            lock.bind(f"\0keysteward-serve-workers-port-{port}")
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise ConfigError(
+                f"another `keysteward serve --workers` process is using port "
+                f"{port}. Stop it, or choose another --port."
+            ) from None
+        yield
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -99,9 +125,21 @@ def check_port_free(host: str, port: int) -> None:
             probe.bind((host, port))
         except OSError as exc:
             raise ConfigError(
-                f"failed to listen on {host}:{port}: {exc.strerror}. Stop the "
-                "process that listens there, or choose another --port."
+                f"failed to listen on {_address(host, port)}: {exc.strerror}. "
+                + _fix_for(exc)
             ) from None
+
+
+def _fix_for(exc: OSError) -> str:
+    """Return what to do about a failure to bind a listening address."""
+    if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+        return "Give --host an address of this machine, such as 127.0.0.1."
+    if exc.errno == errno.EACCES:
+        return (
+            "Ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a "
+            "--port of 1024 or above."
+        )
+    return "Stop the process that listens there, or choose another --port."
 
 
 def listening_sockets(port: int) -> int:
@@ -123,8 +161,9 @@ def listening_sockets(port: int) -> int:
 def _log_when_listening(port: int, workers: int) -> None:
     """Log once every worker listens, or a warning if they do not in time.
 
-    ``/healthz`` returns 200 as soon as the first worker listens, so this
-    line tells an operator, or a load test, when all of them take connections.
+    Workers start one after another and ``/healthz`` returns 200 once the
+    first one serves, so this line shows an operator, or a load test, when
+    new connections spread over all of them.
     """
     deadline = time.monotonic() + LISTEN_TIMEOUT
     while time.monotonic() < deadline:
@@ -142,12 +181,12 @@ def _log_when_listening(port: int, workers: int) -> None:
     )
 
 
-def bind_worker_socket(host: str, port: int) -> socket.socket:
-    """Bind a SO_REUSEPORT socket to host:port in a new worker process.
+def bind_worker_socket(host: str, port: int, backlog: int) -> socket.socket:
+    """Open a SO_REUSEPORT socket listening on host:port in a new worker process.
 
     Also ties the worker's life to its parent's. Exits with uvicorn's startup
-    failure code when binding fails, so the supervisor stops instead of
-    restarting the worker.
+    failure code when binding or listening fails, so the supervisor stops
+    instead of restarting the worker.
     """
     _stop_with_parent()
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
@@ -155,9 +194,15 @@ def bind_worker_socket(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
+        # Listening now, not when uvicorn starts serving, claims the port
+        # before the app loads. uvloop ignores a failed listen() there and
+        # would leave the worker running with no socket. Connections that
+        # arrive meanwhile wait in the backlog.
+        sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        print(f"worker failed to listen on {host}:{port}: {exc}", file=sys.stderr)
+        address = _address(host, port)
+        print(f"worker failed to listen on {address}: {exc}", file=sys.stderr)
         sys.exit(STARTUP_FAILURE)
     return sock
 
@@ -176,6 +221,11 @@ def _stop_with_parent() -> None:
     # The parent may have died before the call above took effect.
     if parent is not None and os.getppid() != parent.pid:
         sys.exit(STARTUP_FAILURE)
+
+
+def _address(host: str, port: int) -> str:
+    """Format host and port as in a URL, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _family(host: str) -> socket.AddressFamily:

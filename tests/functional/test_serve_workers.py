@@ -311,7 +311,7 @@ def test_second_server_on_port_rejected(workers: Workers) -> None:
         timeout=60,
     )
     assert result.returncode == 3
-    assert f"failed to listen on 127.0.0.1:{port}" in result.stderr
+    assert f"serve --workers` process is using port {port}" in result.stderr
     # The first server still serves.
     assert httpx.get(f"{workers.url}/healthz").status_code == 200
 
@@ -343,3 +343,43 @@ def test_workers_stop_when_parent_killed(workers: Workers) -> None:
     assert [child for child in children if _running(child)] == []
     with pytest.raises(httpx.TransportError):
         httpx.get(f"{workers.url}/healthz", timeout=2)
+
+
+def test_racing_servers_one_survives(tmp_path: Path) -> None:
+    master_key = random_master_key()
+    home = tmp_path / "home"
+    store = open_store(Settings(home=home))
+    with store.session() as session:
+        put_secret(session, keyring_for(master_key), "hubspot", b"v", actor="t")
+    store.engine.dispose()
+    env = {
+        **os.environ,
+        "KEYSTEWARD_HOME": str(home),
+        "KEYSTEWARD_KEY_PROVIDER": "env",
+        "KEYSTEWARD_MASTER_KEY": master_key,
+    }
+    port = free_port()
+    command = [KEYSTEWARD, "serve", "--workers", "2", "--port", str(port)]
+    # Both pass the port check before either's workers listen.
+    servers = [
+        subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while all(s.poll() is None for s in servers) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        exited = [s for s in servers if s.poll() is not None]
+        assert len(exited) == 1
+        _, errors = exited[0].communicate()
+        assert exited[0].returncode == 3
+        assert f"port {port}" in errors or f"127.0.0.1:{port}" in errors
+        [survivor] = [s for s in servers if s.poll() is None]
+        wait_healthy(f"http://127.0.0.1:{port}", survivor)
+        while listening_sockets(port) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert listening_sockets(port) == 2
+    finally:
+        for server in servers:
+            server.terminate()
+            server.communicate(timeout=30)

@@ -1,5 +1,6 @@
 """Per-worker listening sockets: the port check and the socket a worker binds."""
 
+import errno
 import json
 import socket
 import subprocess
@@ -9,7 +10,12 @@ from collections.abc import Iterator
 import pytest
 
 from keysteward.errors import ConfigError
-from keysteward.worker_sockets import check_port_free, listening_sockets
+from keysteward.worker_sockets import (
+    _fix_for,
+    _port_lock,
+    check_port_free,
+    listening_sockets,
+)
 
 # Unpickles two listeners in a fresh process, as two workers would, and
 # prints what the kernel reports of the sockets. It runs in a subprocess
@@ -20,13 +26,14 @@ from keysteward.worker_sockets import WorkerListener
 
 PR_GET_PDEATHSIG = 2
 port = int(sys.argv[1])
-data = pickle.dumps(WorkerListener("127.0.0.1", port))
+data = pickle.dumps(WorkerListener("127.0.0.1", port, 16))
 first, second = pickle.loads(data), pickle.loads(data)
 signal_number = ctypes.c_int()
 ctypes.CDLL(None).prctl(PR_GET_PDEATHSIG, ctypes.byref(signal_number), 0, 0, 0)
 print(json.dumps({
     "ports": [first.getsockname()[1], second.getsockname()[1]],
     "reuse_port": first.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT),
+    "listening": first.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN),
     "death_signal": signal_number.value,
 }))
 """
@@ -73,7 +80,47 @@ def test_listener_binds_reusable_socket() -> None:
     # Both bound the same port, which only SO_REUSEPORT allows.
     assert sockets["ports"] == [port, port]
     assert sockets["reuse_port"] == 1
+    # Listening before uvicorn loads the app claims the port early, and a
+    # failed listen() exits like a failed bind.
+    assert sockets["listening"] == 1
     assert sockets["death_signal"] == 15
+
+
+def test_port_check_names_host_fix() -> None:
+    # 192.0.2.0/24 is reserved for documentation, so no machine has it.
+    with pytest.raises(ConfigError) as raised:
+        check_port_free("192.0.2.7", _free_port())
+    message = str(raised.value)
+    assert "failed to listen on 192.0.2.7:" in message
+    assert "Give --host an address of this machine" in message
+
+
+def test_port_check_brackets_ipv6(listening: int) -> None:
+    with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
+        sock.bind(("::1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        with pytest.raises(ConfigError) as raised:
+            check_port_free("::1", port)
+    assert f"failed to listen on [::1]:{port}" in str(raised.value)
+
+
+def test_privileged_port_fix() -> None:
+    fix = _fix_for(PermissionError(errno.EACCES, "Permission denied"))
+    assert "choose a --port of 1024 or above" in fix
+
+
+def test_port_lock_taken_once() -> None:
+    port = _free_port()
+    with _port_lock(port):
+        with pytest.raises(ConfigError) as raised, _port_lock(port):
+            pass
+        assert f"another `keysteward serve --workers` process is using port {port}" in (
+            str(raised.value)
+        )
+    # Released on exit.
+    with _port_lock(port):
+        pass
 
 
 def test_listener_exits_on_taken_port(listening: int) -> None:
