@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 _PR_SET_PDEATHSIG = 1
 # The state column of /proc/net/tcp, from <net/tcp_states.h>.
 _TCP_LISTEN = "0A"
+# The name of the lock on a port, in Linux's abstract Unix socket namespace.
+_LOCK_PREFIX = "keysteward-serve-workers-port-"
+_UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
 # Seconds that all workers may take to start listening.
 LISTEN_TIMEOUT = 60
 
@@ -99,13 +102,14 @@ def _port_lock(port: int) -> Iterator[None]:
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as lock:
         try:
-            lock.bind(f"\0keysteward-serve-workers-port-{port}")
+            lock.bind(f"\0{_LOCK_PREFIX}{port}")
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE:
                 raise
             raise ConfigError(
                 f"another `keysteward serve --workers` process is using port "
-                f"{port}. Stop it, or choose another --port."
+                f"{port}. Stop it, or choose another --port. `ss -xap | grep "
+                f"{_LOCK_PREFIX}{port}` shows the process that holds the lock."
             ) from None
         yield
 
@@ -126,24 +130,38 @@ def check_port_free(host: str, port: int) -> None:
         except OSError as exc:
             raise ConfigError(
                 f"failed to listen on {_address(host, port)}: {exc.strerror}. "
-                + _fix_for(exc)
+                + _fix_for(exc, host)
             ) from None
 
 
-def _fix_for(exc: OSError) -> str:
+def _fix_for(exc: OSError, host: str) -> str:
     """Return what to do about a failure to bind a listening address."""
     if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
-        return "Give --host an address of this machine, such as 127.0.0.1."
+        example = "::1" if ":" in host else "127.0.0.1"
+        return f"Give --host an address of this machine, such as {example}."
     if exc.errno == errno.EACCES:
+        first = _unprivileged_port_start()
         return (
-            "Ports below 1024 need root or CAP_NET_BIND_SERVICE; choose a "
-            "--port of 1024 or above."
+            f"Ports below {first} (net.ipv4.ip_unprivileged_port_start) need "
+            f"CAP_NET_BIND_SERVICE. Choose a --port of {first} or above, or "
+            "give the server that capability."
         )
     return "Stop the process that listens there, or choose another --port."
 
 
-def listening_sockets(port: int) -> int:
-    """Count this host's TCP sockets in state LISTEN on ``port``, on any address."""
+def _unprivileged_port_start() -> int:
+    try:
+        return int(Path(_UNPRIVILEGED_PORT_START).read_text())
+    except (OSError, ValueError):
+        return 1024
+
+
+def listening_sockets(port: int, pids: Iterable[int] | None = None) -> int:
+    """Count TCP sockets in state LISTEN on ``port``, on any address.
+
+    With ``pids``, counts only the sockets that those processes have open.
+    """
+    inodes = None if pids is None else _socket_inodes(pids)
     count = 0
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -153,9 +171,37 @@ def listening_sockets(port: int) -> int:
         for line in lines:
             fields = line.split()
             local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port == port and fields[3] == _TCP_LISTEN:
+            if local_port != port or fields[3] != _TCP_LISTEN:
+                continue
+            if inodes is None or fields[9] in inodes:
                 count += 1
     return count
+
+
+def _socket_inodes(pids: Iterable[int]) -> set[str]:
+    """Return the inode numbers of the sockets that ``pids`` have open."""
+    inodes = set()
+    for pid in pids:
+        try:
+            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        for descriptor in descriptors:
+            try:
+                target = os.readlink(descriptor)
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:[") : -1])
+    return inodes
+
+
+def _child_pids() -> list[int]:
+    """Return the pids of this process's children, from every thread."""
+    pids = []
+    for task in Path("/proc/self/task").iterdir():
+        pids += [int(pid) for pid in (task / "children").read_text().split()]
+    return pids
 
 
 def _log_when_listening(port: int, workers: int) -> None:
@@ -167,14 +213,14 @@ def _log_when_listening(port: int, workers: int) -> None:
     """
     deadline = time.monotonic() + LISTEN_TIMEOUT
     while time.monotonic() < deadline:
-        if listening_sockets(port) >= workers:
+        if listening_sockets(port, _child_pids()) >= workers:
             log.info("all %d worker processes listen on port %d", workers, port)
             return
         time.sleep(0.1)
     log.warning(
         "only %d of %d worker processes listen on port %d after %d s; see "
         "their log lines for the cause",
-        listening_sockets(port),
+        listening_sockets(port, _child_pids()),
         workers,
         port,
         LISTEN_TIMEOUT,
@@ -202,7 +248,10 @@ def bind_worker_socket(host: str, port: int, backlog: int) -> socket.socket:
     except OSError as exc:
         sock.close()
         address = _address(host, port)
-        print(f"worker failed to listen on {address}: {exc}", file=sys.stderr)
+        print(
+            f"worker failed to listen on {address}: {exc}. {_fix_for(exc, host)}",
+            file=sys.stderr,
+        )
         sys.exit(STARTUP_FAILURE)
     return sock
 

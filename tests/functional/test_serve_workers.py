@@ -383,3 +383,26 @@ def test_racing_servers_one_survives(tmp_path: Path) -> None:
         for server in servers:
             server.terminate()
             server.communicate(timeout=30)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_rejects_taken_port(tmp_path: Path, workers: str) -> None:
+    env = {
+        **os.environ,
+        "KEYSTEWARD_HOME": str(tmp_path / "home"),
+        "KEYSTEWARD_KEY_PROVIDER": "env",
+        "KEYSTEWARD_MASTER_KEY": random_master_key(),
+    }
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        command = [KEYSTEWARD, "serve", "--workers", workers, "--port", str(port)]
+        result = subprocess.run(
+            command, env=env, capture_output=True, text=True, timeout=60
+        )
+    assert result.returncode == 3
+    assert f"failed to listen on 127.0.0.1:{port}: Address already in use" in (
+        result.stderr
+    )
+    assert "choose another --port" in result.stderr

@@ -86,8 +86,11 @@ def serve(
             run_workers(config)
         return
     from keysteward.metrics_directory import check_named_directory
+    from keysteward.worker_sockets import check_port_free
 
     check_named_directory()
+    # The same checks and messages as with --workers, before uvicorn binds.
+    check_port_free(host, port)
     app = create_app(state.settings, store=state.store, keyring=keyring)
     if with_scheduler:
         from keysteward.cluster.jobs import parse_intervals, scheduled_jobs

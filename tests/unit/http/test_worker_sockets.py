@@ -2,10 +2,12 @@
 
 import errno
 import json
+import os
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -106,8 +108,16 @@ def test_port_check_brackets_ipv6(listening: int) -> None:
 
 
 def test_privileged_port_fix() -> None:
-    fix = _fix_for(PermissionError(errno.EACCES, "Permission denied"))
-    assert "choose a --port of 1024 or above" in fix
+    fix = _fix_for(PermissionError(errno.EACCES, "Permission denied"), "127.0.0.1")
+    first = int(Path("/proc/sys/net/ipv4/ip_unprivileged_port_start").read_text())
+    assert f"Choose a --port of {first} or above" in fix
+    assert "CAP_NET_BIND_SERVICE" in fix
+
+
+def test_host_fix_suggests_same_family() -> None:
+    missing = OSError(errno.EADDRNOTAVAIL, "Cannot assign requested address")
+    assert "such as ::1" in _fix_for(missing, "2001:db8::1")
+    assert "such as 127.0.0.1" in _fix_for(missing, "192.0.2.7")
 
 
 def test_port_lock_taken_once() -> None:
@@ -144,3 +154,9 @@ def test_listening_sockets_counts_ipv4_and_ipv6(listening: int) -> None:
         assert listening_sockets(listening) == 1
         sock.listen()
         assert listening_sockets(listening) == 2
+
+
+def test_listening_sockets_of_given_processes(listening: int) -> None:
+    # The fixture's socket belongs to this process.
+    assert listening_sockets(listening, [os.getpid()]) == 1
+    assert listening_sockets(listening, []) == 0
