@@ -241,22 +241,26 @@ def test_workers_metrics_directory_removed(workers: Workers) -> None:
     assert list(home.glob("metrics-*")) == []
 
 
-@pytest.mark.parametrize("workers", ["1", "2"])
-def test_serve_rejects_missing_metrics_directory(tmp_path: Path, workers: str) -> None:
+def _home_with_secret(tmp_path: Path) -> dict[str, str]:
+    """Store one secret in a new home; return the environment to serve it."""
     master_key = random_master_key()
     home = tmp_path / "home"
     store = open_store(Settings(home=home))
     with store.session() as session:
         put_secret(session, keyring_for(master_key), "hubspot", b"v", actor="t")
     store.engine.dispose()
-    missing = tmp_path / "no-such-directory"
-    env = {
+    return {
         **os.environ,
         "KEYSTEWARD_HOME": str(home),
         "KEYSTEWARD_KEY_PROVIDER": "env",
         "KEYSTEWARD_MASTER_KEY": master_key,
-        "PROMETHEUS_MULTIPROC_DIR": str(missing),
     }
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_rejects_missing_metrics_directory(tmp_path: Path, workers: str) -> None:
+    missing = tmp_path / "no-such-directory"
+    env = {**_home_with_secret(tmp_path), "PROMETHEUS_MULTIPROC_DIR": str(missing)}
     command = [KEYSTEWARD, "serve", "--workers", workers, "--port", str(free_port())]
     result = subprocess.run(
         command, env=env, capture_output=True, text=True, timeout=60
@@ -346,18 +350,7 @@ def test_workers_stop_when_parent_killed(workers: Workers) -> None:
 
 
 def test_racing_servers_one_survives(tmp_path: Path) -> None:
-    master_key = random_master_key()
-    home = tmp_path / "home"
-    store = open_store(Settings(home=home))
-    with store.session() as session:
-        put_secret(session, keyring_for(master_key), "hubspot", b"v", actor="t")
-    store.engine.dispose()
-    env = {
-        **os.environ,
-        "KEYSTEWARD_HOME": str(home),
-        "KEYSTEWARD_KEY_PROVIDER": "env",
-        "KEYSTEWARD_MASTER_KEY": master_key,
-    }
+    env = _home_with_secret(tmp_path)
     port = free_port()
     command = [KEYSTEWARD, "serve", "--workers", "2", "--port", str(port)]
     # Both pass the port check before either's workers listen.
