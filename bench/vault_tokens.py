@@ -44,12 +44,12 @@ from keysteward.crypto import aead
 from keysteward.crypto.keyring import MASTER_KEY_SETTING, EnvironmentKeyProvider
 from keysteward.db import Store, open_store
 from keysteward.identities.models import Person, ServiceAccount
+from keysteward.socket_table import listening_sockets
 from keysteward.tokens.access import issue_access_token, verify_access_token
 from keysteward.tokens.principals import Principal, PrincipalType
 from keysteward.tokens.services import authenticate_api_token, issue_api_token
 from keysteward.vault.keys import KeyRing
 from keysteward.vault.services import put_secret, read_secret
-from keysteward.worker_sockets import listening_sockets
 
 DOCS_PATH = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
 SECTION_TITLE = "## Vault and tokens"
@@ -162,7 +162,7 @@ def running_server(
         while True:
             try:
                 # Each worker listens on a socket of its own, and /healthz
-                # returns 200 as soon as the first one does.
+                # returns 200 as soon as the first one serves.
                 if (
                     listening_sockets(port) >= workers
                     and httpx.get(f"{url}/healthz").status_code == 200

@@ -3,7 +3,7 @@
 uvicorn's supervisor binds one socket and passes it to every worker. A
 kept-alive connection stays with the worker that accepted it, and under a
 burst of new connections the worker that wakes first often accepts all of
-them: in a check with ``wrk -c8``, all 8 went to one of two workers in two
+them. In a check with ``wrk -c8``, all 8 went to one of two workers in two
 runs of four, leaving the other worker's core idle. Here each worker binds
 its own socket with SO_REUSEPORT instead, and the Linux kernel hashes every
 new connection to one of them, so connections spread evenly on average.
@@ -19,7 +19,7 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
@@ -29,13 +29,12 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from keysteward.errors import ConfigError
+from keysteward.socket_table import child_pids, listening_sockets
 
 log = logging.getLogger(__name__)
 
 # From <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
-# The state column of /proc/net/tcp, from <net/tcp_states.h>.
-_TCP_LISTEN = "0A"
 # The name of the lock on a port, in Linux's abstract Unix socket namespace.
 _LOCK_PREFIX = "keysteward-serve-workers-port-"
 _UNPRIVILEGED_PORT_START = "/proc/sys/net/ipv4/ip_unprivileged_port_start"
@@ -156,71 +155,23 @@ def _unprivileged_port_start() -> int:
         return 1024
 
 
-def listening_sockets(port: int, pids: Iterable[int] | None = None) -> int:
-    """Count TCP sockets in state LISTEN on ``port``, on any address.
-
-    With ``pids``, counts only the sockets that those processes have open.
-    """
-    inodes = None if pids is None else _socket_inodes(pids)
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except FileNotFoundError:
-            continue
-        for line in lines:
-            fields = line.split()
-            local_port = int(fields[1].rsplit(":", 1)[1], 16)
-            if local_port != port or fields[3] != _TCP_LISTEN:
-                continue
-            if inodes is None or fields[9] in inodes:
-                count += 1
-    return count
-
-
-def _socket_inodes(pids: Iterable[int]) -> set[str]:
-    """Return the inode numbers of the sockets that ``pids`` have open."""
-    inodes = set()
-    for pid in pids:
-        try:
-            descriptors = list(Path(f"/proc/{pid}/fd").iterdir())
-        except OSError:
-            continue
-        for descriptor in descriptors:
-            try:
-                target = os.readlink(descriptor)
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[len("socket:[") : -1])
-    return inodes
-
-
-def _child_pids() -> list[int]:
-    """Return the pids of this process's children, from every thread."""
-    pids = []
-    for task in Path("/proc/self/task").iterdir():
-        pids += [int(pid) for pid in (task / "children").read_text().split()]
-    return pids
-
-
 def _log_when_listening(port: int, workers: int) -> None:
     """Log once every worker listens, or a warning if they do not in time.
 
-    Workers start one after another and ``/healthz`` returns 200 once the
-    first one serves, so this line shows an operator, or a load test, when
-    new connections spread over all of them.
+    Each worker listens a moment after its process starts, and ``/healthz``
+    returns 200 once the first one serves. So this line shows an operator,
+    or a load test, when new connections spread over all of them.
     """
     deadline = time.monotonic() + LISTEN_TIMEOUT
     while time.monotonic() < deadline:
-        if listening_sockets(port, _child_pids()) >= workers:
+        if listening_sockets(port, child_pids()) >= workers:
             log.info("all %d worker processes listen on port %d", workers, port)
             return
         time.sleep(0.1)
     log.warning(
-        "only %d of %d worker processes listen on port %d after %d s; see "
+        "only %d of %d worker processes listen on port %d after %d s. See "
         "their log lines for the cause",
-        listening_sockets(port, _child_pids()),
+        listening_sockets(port, child_pids()),
         workers,
         port,
         LISTEN_TIMEOUT,

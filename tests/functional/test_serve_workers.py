@@ -28,8 +28,8 @@ from common.served_processes import free_port, wait_healthy
 from keysteward.config import Settings
 from keysteward.db import Store, open_store
 from keysteward.events.models import Event, EventCheckpoint
+from keysteward.socket_table import listening_sockets
 from keysteward.vault.services import put_secret
-from keysteward.worker_sockets import listening_sockets
 
 KEYSTEWARD = str(Path(sys.executable).with_name("keysteward"))
 SECRET_VALUE = "pat-na1-" + "0a1b2c3d" * 4
@@ -95,7 +95,7 @@ def workers(tmp_path: Path) -> Iterator[Workers]:
 
     try:
         wait_healthy(url, process, log_path)
-        # /healthz returns 200 once the first worker listens, and serve logs
+        # /healthz returns 200 once the first worker serves, and serve logs
         # this line once both do.
         _wait_for_line(log_path, f"all 2 worker processes listen on port {port}")
         yield Workers(url, store, env, api_token, process)
@@ -242,7 +242,7 @@ def test_workers_metrics_directory_removed(workers: Workers) -> None:
 
 
 def _home_with_secret(tmp_path: Path) -> dict[str, str]:
-    """Store one secret in a new home; return the environment to serve it."""
+    """Store one secret in a new home and return the environment that serves it."""
     master_key = random_master_key()
     home = tmp_path / "home"
     store = open_store(Settings(home=home))

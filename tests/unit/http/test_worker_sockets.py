@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 from keysteward.errors import ConfigError
+from keysteward.socket_table import listening_sockets
 from keysteward.worker_sockets import (
     _fix_for,
     _port_lock,
     check_port_free,
-    listening_sockets,
 )
 
 # Unpickles two listeners in a fresh process, as two workers would, and
@@ -97,7 +97,7 @@ def test_port_check_names_host_fix() -> None:
     assert "Give --host an address of this machine" in message
 
 
-def test_port_check_brackets_ipv6(listening: int) -> None:
+def test_port_check_brackets_ipv6() -> None:
     with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as sock:
         sock.bind(("::1", 0))
         sock.listen()
